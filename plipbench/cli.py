@@ -1,0 +1,70 @@
+"""The ``plipbench`` command line: a thin Typer layer over the Python API.
+
+Each command group lives in ``plipbench/commands/<group>.py`` and is registered below. Command
+modules import only typer/rich at module level; torch and friends are imported inside the
+command bodies, so ``plipbench --help`` stays instant.
+
+Every user-facing error (:class:`plipbench.errors.PlipbenchError`) is printed as one line on
+stderr with exit code 2 and no traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from plipbench import __version__
+from plipbench.commands import data as data_commands
+from plipbench.commands import doctor as doctor_commands
+from plipbench.errors import PlipbenchError
+
+app = typer.Typer(
+    name="plipbench",
+    help="Benchmark and evaluation harness for person-centric vision and vision-language models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+app.add_typer(data_commands.app, name="data")
+app.command("doctor")(doctor_commands.doctor)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"plipbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """plipbench: pre-train, load and evaluate person-centric backbones."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point; returns the exit code."""
+    try:
+        app(args=argv, prog_name="plipbench", standalone_mode=True)
+    except PlipbenchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except SystemExit as exit_:
+        code = exit_.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+
+def run() -> None:  # pragma: no cover - thin wrapper for the console script
+    sys.exit(main())
