@@ -17,6 +17,9 @@ import typer
 from plipbench import __version__
 from plipbench.commands import data as data_commands
 from plipbench.commands import doctor as doctor_commands
+from plipbench.commands import leaderboard as leaderboard_commands
+from plipbench.commands import models as models_commands
+from plipbench.commands import pretrain as pretrain_commands
 from plipbench.errors import PlipbenchError
 
 app = typer.Typer(
@@ -28,7 +31,10 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(data_commands.app, name="data")
+app.add_typer(models_commands.app, name="models")
 app.command("doctor")(doctor_commands.doctor)
+app.command("pretrain")(pretrain_commands.pretrain)
+app.command("leaderboard")(leaderboard_commands.leaderboard)
 
 
 def _version_callback(value: bool) -> None:

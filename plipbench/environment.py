@@ -96,3 +96,12 @@ def environment_report() -> dict[str, object]:
         "data_root": str(data_root()),
         "datasets": dataset_status(),
     }
+
+
+CACHE_ENV = "PLIPBENCH_CACHE"
+
+
+def cache_root() -> Path:
+    """Where generated data, pre-trained mini models and features are cached: ``$PLIPBENCH_CACHE``,
+    default ``~/.cache/plipbench``."""
+    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "plipbench")).expanduser()

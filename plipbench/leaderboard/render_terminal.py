@@ -1,0 +1,51 @@
+"""Rich tables for the terminal: grouped column headers, reference rows dimmed, footnotes under each table."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from plipbench.leaderboard.aggregate import TableView
+
+
+def view_to_rich(view: TableView) -> Any:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=view.title, show_lines=False, header_style="bold")
+    index = 0
+    for label, span in view.groups:
+        for offset in range(span):
+            header = view.headers[index]
+            # the group label heads the first column of its group; the others show only their own name
+            title = f"{label}\n{header}" if (label and offset == 0) else (f"\n{header}" if label else header)
+            table.add_column(title, justify="left" if index == 0 else "right", no_wrap=index == 0)
+            index += 1
+    for row, kind in zip(view.rows, view.kinds, strict=True):
+        table.add_row(*row, style="dim italic" if kind == "reference" else None)
+    notes = [Text(note, style="dim") for note in view.footnotes]
+    return Group(table, *notes)
+
+
+def views_to_rich(views: list[TableView]) -> Any:
+    from rich.console import Group
+
+    return Group(*[view_to_rich(view) for view in views])
+
+
+def render_plain_text(renderable: Any, width: int = 200) -> str:
+    """The renderable as plain text (no colour codes), e.g. for ``--format table --out FILE``."""
+    from rich.console import Console
+
+    console = Console(record=True, width=width, color_system=None, force_terminal=False, file=_Null())
+    console.print(renderable)
+    return console.export_text(styles=False)
+
+
+class _Null:
+    def write(self, _text: str) -> int:
+        return 0
+
+    def flush(self) -> None:
+        return None

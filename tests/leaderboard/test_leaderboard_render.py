@@ -1,0 +1,78 @@
+"""Every output format: Markdown, CSV, JSON, rich table, self-contained HTML with plots."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+
+import pandas as pd
+from rich.console import Console
+
+from plipbench.leaderboard import build_leaderboard
+
+
+def _results(make_retrieval, make_attribute, per_attribute: bool = True):
+    return [
+        make_retrieval("plip", "cuhk-pedes", hit_rate=0.7, saw=True, params=102e6, seed=0),
+        make_retrieval("clip", "cuhk-pedes", hit_rate=0.5, seed=1),
+        make_retrieval("plip", "market1501", family="image-reid", main="mAP", hit_rate=0.6, seed=2),
+        make_attribute("plip", noise=0.7, per_attribute=per_attribute),
+        make_attribute("clip", noise=0.9, seed=3, per_attribute=per_attribute),
+    ]
+
+
+def test_csv_percent_one_decimal_with_ci_bounds(make_retrieval, make_attribute) -> None:
+    results = _results(make_retrieval, make_attribute)
+    board = build_leaderboard(results, with_ci=True, n_resamples=200)
+    frame = pd.read_csv(io.StringIO(board.to_csv()))
+    col = "text-reid/zero-shot/cuhk-pedes R@1"
+    plip = frame[frame["backbone"] == "plip"].iloc[0]
+    assert plip[col] == round(100 * results[0].scores["R@1"], 1)
+    assert plip[f"{col} low"] <= plip[col] <= plip[f"{col} high"]
+    assert plip["not_truly_zero_shot"] == "text-reid/zero-shot/cuhk-pedes"
+    assert plip["parameters"] == 102e6
+    assert list(frame["backbone"]) == board.backbones
+    assert "low" not in build_leaderboard(results).to_csv()
+
+
+def test_json_structure(make_retrieval, make_attribute) -> None:
+    results = _results(make_retrieval, make_attribute)
+    data = json.loads(build_leaderboard(results, with_ci=True, n_resamples=200).to_json())
+    assert [c["id"] for c in data["columns"]][0] == "text-reid/zero-shot/cuhk-pedes"
+    cell = data["rows"][0]["cells"]["text-reid/zero-shot/cuhk-pedes"]
+    assert cell["score"] == round(100 * cell["fraction"], 1)
+    assert cell["low"] <= cell["score"] <= cell["high"]
+    assert cell["not_truly_zero_shot"] is True
+    assert data["ci"]["n_resamples"] == 200
+    assert any("Avg rank" in note for note in data["footnotes"])
+
+
+def test_rich_table_renders(make_retrieval, make_attribute) -> None:
+    board = build_leaderboard(_results(make_retrieval, make_attribute))
+    console = Console(record=True, width=220, file=io.StringIO())
+    console.print(board.rich_table())
+    text = console.export_text()
+    assert "text-reid · zero-shot" in text and "attributes · linear-probe" in text
+    assert "avg rank" in text and "102.0M" in text
+    assert f"{100 * board.scores.at['plip', 'text-reid/zero-shot/cuhk-pedes']:.1f}†" in text
+
+
+def test_html_is_self_contained_with_plots(make_retrieval, make_attribute) -> None:
+    board = build_leaderboard(_results(make_retrieval, make_attribute), with_ci=True, n_resamples=100)
+    page = board.to_html()
+    assert page.startswith("<!DOCTYPE html>") and "<style>" in page
+    assert not re.search(r"https?://", page)
+    assert "<link" not in page and "<script" not in page
+    uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(uris) == 3 + 1  # one per task column, plus the per-attribute breakdown
+    assert all(base64.b64decode(u).startswith(b"\x89PNG") for u in uris)
+    assert "per-attribute mA" in page and "text-reid · zero-shot" in page
+
+
+def test_html_without_per_attribute_details(make_retrieval, make_attribute) -> None:
+    board = build_leaderboard(_results(make_retrieval, make_attribute, per_attribute=False))
+    page = board.to_html()
+    assert page.count("data:image/png;base64,") == 3
+    assert "per-attribute mA" not in page
