@@ -1,0 +1,143 @@
+"""Synthetic presets: each one is a domain (own identity pool, scenes, caption styles, cameras).
+
+Sizes are small versions of the real datasets with the real ratios, chosen so that every
+preset generates in a few seconds on one laptop core (see ``benchmarks/synth_speed.py``).
+Split fractions are over identities (splits never share an identity).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from plipbench.data.synth.vocab import SCENES
+
+
+@dataclass(frozen=True)
+class SynthPreset:
+    """A typed description of one synthetic dataset preset."""
+
+    name: str
+    task: str  # "pretrain" | "text-reid" | "image-reid" | "attributes"
+    description: str
+    layout: str  # default on-disk layout
+    layouts: tuple[str, ...]  # every layout this preset can be written in
+    identities: int
+    images_per_id: int
+    splits: tuple[tuple[str, float], ...]  # identity split -> fraction; "test" feeds query/gallery for ReID
+    cameras: int  # fixed camera looks; 0 = a fresh look per image
+    scenes: tuple[str, ...]
+    caption_styles: tuple[str, ...] = ()
+    captions_per_image: int = 0
+    extra_caption_probability: float = 0.0  # chance of one more caption (SYNTH-PEDES has 2-3)
+    prompt_caption: bool = False
+    harsh: float = 1.0  # strength of lighting / blur / noise / occlusion
+    views: tuple[float, float, float] = (0.4, 0.2, 0.4)  # front, side, back probabilities
+    distractor_fraction: float = 0.0  # pid-0 gallery images, as a fraction of the gallery
+    junk_fraction: float = 0.0  # Market "-1" images, as a fraction of the gallery
+    min_images_per_id: int = 1
+
+
+PRESETS: dict[str, SynthPreset] = {
+    p.name: p
+    for p in (
+        SynthPreset(
+            name="synth-pedes",
+            task="pretrain",
+            description="SYNTH-PEDES in miniature: image-text pre-training corpus, all split 'train'",
+            layout="synth-pedes",
+            layouts=("synth-pedes",),
+            identities=1000,
+            images_per_id=8,
+            splits=(("train", 1.0),),
+            cameras=0,
+            scenes=SCENES,
+            caption_styles=("plain", "narrative"),
+            captions_per_image=2,
+            extra_caption_probability=0.3,
+            prompt_caption=True,
+        ),
+        SynthPreset(
+            name="synth-cuhk",
+            task="text-reid",
+            description="CUHK-PEDES-like text ReID: 300/40/60 ids, 3 images/id, 2 captions/image",
+            layout="cuhk-pedes",
+            layouts=("cuhk-pedes", "rstpreid"),
+            identities=400,
+            images_per_id=3,
+            splits=(("train", 0.75), ("val", 0.1), ("test", 0.15)),
+            cameras=0,
+            scenes=("street", "campus", "plaza", "indoor"),
+            caption_styles=("narrative", "terse"),
+            captions_per_image=2,
+        ),
+        SynthPreset(
+            name="synth-icfg",
+            task="text-reid",
+            description="ICFG-PEDES-like text ReID: train/test ids 3:1, long detailed captions, 1 caption/image",
+            layout="icfg-pedes",
+            layouts=("icfg-pedes", "rstpreid"),
+            identities=400,
+            images_per_id=5,
+            splits=(("train", 0.756), ("test", 0.244)),
+            cameras=15,
+            scenes=("station", "street", "night", "indoor"),
+            caption_styles=("detailed",),
+            captions_per_image=1,
+            harsh=1.2,
+        ),
+        SynthPreset(
+            name="synth-market",
+            task="image-reid",
+            description="Market-1501-like image ReID: 6 cameras, 150 train / 100 test ids, pid-0 distractors, junk",
+            layout="market1501",
+            layouts=("market1501",),
+            identities=250,
+            images_per_id=8,
+            splits=(("train", 0.6), ("test", 0.4)),
+            cameras=6,
+            scenes=("street", "campus", "plaza"),
+            distractor_fraction=0.05,
+            junk_fraction=0.04,
+            min_images_per_id=2,
+        ),
+        SynthPreset(
+            name="synth-duke",
+            task="image-reid",
+            description="DukeMTMC-reID-like image ReID: 8 cameras, winter/park scenes, gallery-only ids",
+            layout="dukemtmc",
+            layouts=("dukemtmc",),
+            identities=350,
+            images_per_id=8,
+            splits=(("train", 0.43), ("test", 0.43), ("gallery", 0.14)),
+            cameras=8,
+            scenes=("park", "night", "campus", "indoor"),
+            harsh=1.3,
+            min_images_per_id=2,
+        ),
+        SynthPreset(
+            name="synth-pa100k",
+            task="attributes",
+            description="PA-100K-like attributes: 2,000/250/250 images of distinct people, 26 labels",
+            layout="pa100k",
+            layouts=("pa100k",),
+            identities=2500,
+            images_per_id=1,
+            splits=(("train", 0.8), ("val", 0.1), ("test", 0.1)),
+            cameras=0,
+            scenes=SCENES,
+            views=(0.4, 0.2, 0.4),
+        ),
+    )
+}
+
+TEXT_LAYOUTS = ("synth-pedes", "cuhk-pedes", "icfg-pedes", "rstpreid")
+WRITABLE_LAYOUTS = ("synth-pedes", "cuhk-pedes", "icfg-pedes", "rstpreid", "market1501", "dukemtmc", "pa100k")
+
+
+def split_sizes(total: int, splits: tuple[tuple[str, float], ...]) -> list[tuple[str, int]]:
+    """Identities per split: rounded fractions that sum to ``total``, each at least 1."""
+    sizes = [max(1, round(total * f)) for _, f in splits]
+    while sum(sizes) > total:
+        sizes[sizes.index(max(sizes))] -= 1
+    sizes[0] += total - sum(sizes)
+    return [(name, n) for (name, _), n in zip(splits, sizes, strict=True)]

@@ -1,0 +1,181 @@
+"""Write a generation plan in a real dataset's layout (the contract in the readers' docs).
+
+For each layout this module decides the file names and the written ids, writes the annotation
+file(s) and builds the :class:`~plipbench.data.records.PersonRecord` list a reader of that layout
+returns, so the manifest's ``splits`` are computed with :meth:`PersonDataset.summary` from
+exactly what was written.
+
+Written ids: ``cuhk-pedes`` and ``synth-pedes`` 1-based, ``icfg-pedes`` and ``rstpreid``
+0-based and contiguous from the first train identity; Market / Duke keep the raw pids drawn by
+the generator (pid 0 = distractor, -1 = junk); PA-100K has no ids (the reader uses the image's
+0-based index over train, val, test in file order).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from plipbench.data.records import PersonRecord
+from plipbench.data.synth.captions import tokens
+from plipbench.data.synth.vocab import PA100K_ATTRIBUTES
+from plipbench.io import atomic_write_bytes, atomic_write_json
+
+ANNOTATION_FILES = {
+    "cuhk-pedes": "reid_raw.json",
+    "icfg-pedes": "ICFG-PEDES.json",
+    "rstpreid": "data_captions.json",
+    "synth-pedes": "synthpedes_dataset.json",
+    "pa100k": "annotation.mat",
+}
+# Top-level names a synth run may create; only these are ever removed by --overwrite.
+GENERATED_NAMES = (
+    "bounding_box_train", "bounding_box_test", "query", "imgs", "data", *ANNOTATION_FILES.values(),
+    "plipbench_synth_manifest.json", "plipbench_synth_annotations.json", "preview.png",
+)  # fmt: skip
+
+
+@dataclass
+class ImageJob:
+    """One image to render and write, with everything the annotation files need."""
+
+    pool: str  # identity pool (preset name, or preset + "/distractor" / "/junk")
+    index: int  # identity index in the pool
+    k: int  # image number of the identity (0-based)
+    ordinal: int  # position of the identity in the split-ordered identity list (-1 for extras)
+    split: str  # record split: train / val / test / query / gallery
+    camera: int  # 0-based camera, -1 when the layout has none
+    view: str
+    reid_pid: int = -2  # Market/Duke pid drawn by the generator
+    junk: bool = False
+    pid: int = -1  # the id as written (set by assign_paths)
+    relpath: str = ""  # image path relative to the root (set by assign_paths)
+    captions: list[str] = field(default_factory=list)
+    spans: list[list[list]] = field(default_factory=list)
+    prompt: str | None = None
+    prompt_spans: list[list] | None = None
+    attribute_string: str = ""
+    labels: list[int] = field(default_factory=list)
+
+
+def assign_paths(jobs: list[ImageJob], layout: str, *, suffix: str = ".jpg") -> None:
+    """Set ``pid`` and ``relpath`` of every job for ``layout`` (deterministic, in job order)."""
+    if layout in ("market1501", "dukemtmc"):
+        folders = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
+        frame = {}
+        for j in jobs:
+            j.pid = j.reid_pid
+            frame[j.camera] = frame.get(j.camera, 0) + 1 + (j.index * 7 + j.k * 3) % 11
+            pid_txt = "-1" if j.pid == -1 else f"{j.pid:04d}"
+            if layout == "market1501":
+                seq = 1 + (frame[j.camera] // 5000) % 6
+                name = f"{pid_txt}_c{j.camera + 1}s{seq}_{frame[j.camera]:06d}_{1 + j.k % 8:02d}{suffix}"
+            else:
+                name = f"{pid_txt}_c{j.camera + 1}_f{frame[j.camera]:07d}{suffix}"
+            j.relpath = f"{folders[j.split]}/{name}"
+    elif layout == "cuhk-pedes":
+        for j in jobs:
+            j.pid = j.ordinal + 1
+            folder = "train_query" if j.split == "train" else "test_query"
+            j.relpath = f"imgs/{folder}/p{j.pid}_s{j.k + 1}{suffix}"
+    elif layout == "icfg-pedes":
+        for j in jobs:
+            j.pid = j.ordinal
+            j.relpath = (
+                f"imgs/{j.split}/{j.pid:04d}/{j.pid:04d}_c{max(j.camera, 0) + 1:02d}_{j.k:03d}{suffix}"
+            )
+    elif layout == "rstpreid":
+        for j in jobs:
+            j.pid = j.ordinal
+            j.relpath = f"imgs/{j.pid:04d}_c{max(j.camera, 0) + 1:02d}_{j.k:04d}{suffix}"
+    elif layout == "synth-pedes":
+        for j in jobs:
+            j.pid = j.ordinal + 1
+            j.relpath = f"Part{1 + j.ordinal // 1000}/{j.pid}/{j.k + 1}{suffix}"
+    elif layout == "pa100k":
+        order = {"train": 0, "val": 1, "test": 2}
+        ranked = sorted(range(len(jobs)), key=lambda n: (order[jobs[n].split], n))
+        for pos, n in enumerate(ranked):
+            jobs[n].pid = pos
+            jobs[n].relpath = f"data/{pos + 1:06d}{suffix}"
+        jobs.sort(key=lambda j: j.pid)
+    else:  # pragma: no cover - guarded by generate()
+        raise ValueError(layout)
+
+
+def _json_records(jobs: list[ImageJob], layout: str) -> list[dict]:
+    out = []
+    for j in jobs:
+        rel = j.relpath.removeprefix("imgs/")
+        if layout == "rstpreid":
+            out.append({"id": j.pid, "img_path": rel, "captions": j.captions, "split": j.split})
+        elif layout == "synth-pedes":
+            out.append(
+                {"id": j.pid, "file_path": j.relpath, "attributes": [j.attribute_string], "captions": j.captions,
+                 "prompt_caption": [j.prompt]}
+            )  # fmt: skip
+        else:
+            out.append(
+                {"split": j.split, "captions": j.captions, "file_path": rel,
+                 "processed_tokens": [tokens(c) for c in j.captions], "id": j.pid}
+            )  # fmt: skip
+    return out
+
+
+def _mat_bytes(jobs: list[ImageJob]) -> bytes:
+    """PA-100K ``annotation.mat`` bytes, with a fixed header (scipy writes a timestamp there)."""
+    import scipy.io
+
+    def cell(names: list[str]) -> np.ndarray:
+        arr = np.empty((len(names), 1), dtype=object)
+        for n, name in enumerate(names):
+            arr[n, 0] = np.array([name])
+        return arr
+
+    content: dict[str, np.ndarray] = {"attributes": cell(list(PA100K_ATTRIBUTES))}
+    for split in ("train", "val", "test"):
+        sel = [j for j in jobs if j.split == split]
+        content[f"{split}_images_name"] = cell([Path(j.relpath).name for j in sel])
+        content[f"{split}_label"] = np.asarray([j.labels for j in sel], dtype=np.uint8).reshape(len(sel), 26)
+    buf = io.BytesIO()
+    scipy.io.savemat(buf, content, format="5", do_compression=False)
+    data = bytearray(buf.getvalue())
+    header = b"MATLAB 5.0 MAT-file, written by plipbench data synth"
+    data[:116] = header.ljust(116, b" ")
+    return bytes(data)
+
+
+def write_annotations(root: Path, jobs: list[ImageJob], layout: str) -> None:
+    """Write the layout's annotation file (Market / Duke have none: the file names are the labels)."""
+    name = ANNOTATION_FILES.get(layout)
+    if name is None:
+        return
+    if layout == "pa100k":
+        atomic_write_bytes(root / name, _mat_bytes(jobs))
+    else:
+        atomic_write_json(root / name, _json_records(jobs, layout))
+
+
+def to_records(root: Path, jobs: list[ImageJob], layout: str) -> list[PersonRecord]:
+    """The records a reader of ``layout`` returns for what was written (junk dropped)."""
+    recs = []
+    for j in jobs:
+        if j.junk:
+            continue
+        path = root / j.relpath
+        if layout in ("market1501", "dukemtmc"):
+            recs.append(PersonRecord(path, j.pid, j.camera, j.split))
+        elif layout == "pa100k":
+            recs.append(PersonRecord(path, j.pid, -1, j.split, attributes=tuple(j.labels)))
+        elif layout == "synth-pedes":
+            recs.append(
+                PersonRecord(path, j.pid, -1, "train", tuple(j.captions), prompt_captions=(j.prompt or "",),
+                             attribute_phrases=tuple(j.attribute_string.split(",")))
+            )  # fmt: skip
+        else:
+            split = j.split if j.split in ("train", "test") else "val"
+            recs.append(PersonRecord(path, j.pid, -1, split, tuple(j.captions)))
+    return recs
