@@ -1,0 +1,179 @@
+"""Registry: lazy placeholders, entry points, user factories, baselines YAML, and the models CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from plipbench.errors import ConfigError, PlipbenchError
+from plipbench.models import FAMILIES, Registry, create_backbone, load_baseline
+
+USER_FACTORY = """
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3)
+
+    def forward(self, x):
+        return self.conv(x).mean(dim=(2, 3))
+
+
+def build(width: int = 6, device: str = "cpu"):
+    torch.manual_seed(0)
+    meta = {"name": "user-net", "family": "user", "embedding_dim": 6, "num_parameters": 168,
+            "training_data": ["nothing"]}
+    transform = {"size": [32, 16], "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
+    return Net(), meta, transform
+"""
+
+
+def test_registry_is_lazy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "lazy_mod_for_test.py").write_text("LOADED = True\ndef make():\n    return 'made'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reg: Registry = Registry("thing")
+    reg.register("a", "lazy_mod_for_test:make")
+    assert "a" in reg and "lazy_mod_for_test" not in sys.modules
+    assert reg.get("a")() == "made"
+    with pytest.raises(ConfigError, match="already registered"):
+        reg.register("a", "x:y")
+    with pytest.raises(ConfigError, match="unknown thing 'b'"):
+        reg.get("b")
+
+
+def test_listing_families_imports_nothing_heavy() -> None:
+    code = (
+        "import sys; from plipbench.models import list_families, baseline_names; "
+        "assert 'timm' in list_families() and baseline_names(); "
+        "heavy = [m for m in ('torch', 'transformers', 'timm', 'torchreid') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_entry_point_family_from_a_fake_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "fake_plugin_pkg.py").write_text(
+        textwrap.dedent(USER_FACTORY)
+        + "\n\ndef family(target, device='cpu', **kw):\n    assert target == 'tiny'\n    return build(device=device)\n"
+    )
+    dist = tmp_path / "fake_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[plipbench.backbones]\nfakefam = fake_plugin_pkg:family\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    FAMILIES.refresh()
+    try:
+        assert "fakefam" in FAMILIES.names()
+        assert "fake_plugin_pkg" not in sys.modules  # discovered, not imported
+        backbone = create_backbone("fakefam:tiny")
+        assert backbone.metadata.name == "user-net" and backbone.encode_image(
+            __import__("torch").randn(2, 3, 32, 16)
+        ).shape == (2, 6)
+    finally:
+        monkeypatch.undo()
+        FAMILIES.refresh()
+    assert "fakefam" not in FAMILIES.names()
+
+
+def test_user_file_factory_via_api_and_cli(tmp_path: Path, cli) -> None:
+    path = tmp_path / "my_model.py"
+    path.write_text(USER_FACTORY)
+    backbone = create_backbone(f"{path}:build")
+    assert backbone.metadata.name == "user-net" and backbone.image_transform.size == (32, 16)
+    result = cli("models", "check", f"{path}:build", "--arg", "width=6")
+    assert result.exit_code == 0, result.output
+    assert "all" in result.output and "passed" in result.output
+    with pytest.raises(ConfigError, match="does not accept.*colour"):
+        create_backbone(f"{path}:build", colour="red")
+    with pytest.raises(ConfigError, match="no function 'nope'"):
+        create_backbone(f"{path}:nope")
+
+
+def test_cli_check_exits_2_when_a_check_fails(tmp_path: Path, cli) -> None:
+    path = tmp_path / "flaky.py"
+    path.write_text(
+        USER_FACTORY.replace(
+            "return self.conv(x).mean(dim=(2, 3))", "return self.conv(x).mean(dim=(2, 3)) + torch.rand(1)"
+        )
+    )
+    result = cli("models", "check", f"{path}:build")
+    assert result.exit_code == 2
+    assert "FAIL" in result.output and "deterministic" in result.output
+
+
+def test_python_module_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "user_mod_factory.py").write_text(USER_FACTORY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert create_backbone("python:user_mod_factory:build").metadata.embedding_dim == 6
+
+
+def test_unknown_spec_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="unknown backbone 'nosuch:thing'.*families"):
+        create_backbone("nosuch:thing")
+
+
+def test_shipped_baselines_validate() -> None:
+    from plipbench.models import list_baselines
+
+    entries = list_baselines()
+    names = {spec.name for spec, _, err in entries if spec is not None}
+    assert not [err for _, _, err in entries if err]
+    assert {
+        "plip-rn50-official",
+        "clip-vit-b16",
+        "clip-rn50",
+        "timm-resnet50",
+        "osnet-x1_0",
+        "random-plip-mini",
+    } <= names
+    for spec, path, _ in entries:
+        assert spec is not None and path.stem == spec.name
+
+
+def test_baseline_unknown_key_names_file_and_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nfamily: random\nmodel: plip-mini\nmodalities: [image]\nembedding_dim: 4\n"
+                   "license: MIT\nweigths: {}\n")  # fmt: skip
+    with pytest.raises(ConfigError, match=r"bad\.yaml: unknown key 'weigths'"):
+        load_baseline(str(bad))
+
+
+def test_missing_weights_say_where_to_put_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli) -> None:
+    monkeypatch.setenv("PLIPBENCH_WEIGHTS", str(tmp_path / "w"))
+    with pytest.raises(PlipbenchError, match=r"looked at .*w/PLIP_RN50\.pth\.tar.*drive\.google"):
+        create_backbone("plip-rn50-official")
+    result = cli("models", "show", "timm-resnet50")
+    assert result.exit_code == 0 and "resnet50.a1_in1k" in result.output
+    listing = cli("models", "list")
+    assert listing.exit_code == 0 and "random-plip-mini" in listing.output and "osnet-x1_0" in listing.output
+
+
+def test_baseline_from_yaml_file_with_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from plipbench.models.adapters.torchreid_models import build_torchreid
+
+    weights = tmp_path / "weights" / "osnet.pth"
+    weights.parent.mkdir()
+    model = build_torchreid("osnet_x0_25", pretrained=False).module
+    torch.save(model.state_dict(), weights)
+    yaml_path = tmp_path / "my-osnet.yaml"
+    yaml_path.write_text(
+        "name: my-osnet\nfamily: torchreid\nmodel: osnet_x0_25\nmodalities: [image]\nembedding_dim: 512\n"
+        "license: MIT\ntraining_data: [Market-1501]\n"
+        "weights:\n  path: ${MY_W_DIR:-/nonexistent}/osnet.pth\n  url: https://example.org/osnet\n"
+    )
+    monkeypatch.setenv("MY_W_DIR", str(weights.parent))
+    backbone = create_backbone(str(yaml_path))
+    assert backbone.metadata.name == "my-osnet" and backbone.metadata.training_data == ("Market-1501",)
+    assert not backbone.metadata.is_zero_shot_on(["market-1501"])
+    yaml_path.write_text(yaml_path.read_text() + f'  sha256: "{"ab" * 32}"\n')
+    with pytest.raises(PlipbenchError, match="does not match the expected"):
+        create_backbone(str(yaml_path))
