@@ -1,0 +1,278 @@
+"""Task specs: one YAML per task under ``tasks/``, validated by a typed schema (unknown keys rejected).
+
+A task is data; a task *kind* is code (``text-reid``, ``image-reid``, ``attributes``). A task names
+the dataset it evaluates on (a reader layout and a root, or a synthetic preset generated on first
+use into the cache), optionally a different dataset to train on (domain generalization), the
+protocols it runs and their options, the metric options, and its main score.
+
+Dataset roots may use environment variables with defaults, ``${PLIPBENCH_DATA:-~/datasets}/...``:
+a real task whose data is absent is *skipped* in a suite with a one-line reason saying where to
+put the data; ``plipbench eval --task`` on it alone exits 2 with that reason.
+
+Suites (``tasks/suites/*.yaml``) list tasks, optionally restricting each to some protocols.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from plipbench.errors import ConfigError, DataError
+
+TaskKind = Literal["text-reid", "image-reid", "attributes"]
+TaskFamily = Literal["text-reid", "image-reid", "attributes", "domain-generalization"]
+
+BASE_PROTOCOLS: dict[str, tuple[str, ...]] = {
+    "text-reid": ("zero-shot", "linear-probe", "fine-tune"),
+    "image-reid": ("zero-shot", "fine-tune"),
+    "attributes": ("linear-probe", "zero-shot"),
+}
+TASKS_ENV = "PLIPBENCH_TASKS"
+_VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+def expand_path(text: str) -> Path:
+    """``${VAR:-default}`` / ``$VAR`` / ``~`` expansion; an unset variable without default is an error."""
+
+    def sub(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        value = os.environ.get(name)
+        if value is None:
+            if default is None:
+                raise ConfigError(f"{text!r}: environment variable {name} is not set and has no default")
+            return default
+        return value
+
+    return Path(os.path.expanduser(os.path.expandvars(_VAR.sub(sub, text)))).expanduser()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SyntheticSource(_Strict):
+    """A synthetic twin: generated with ``plipbench.data.synth`` into the cache on first use."""
+
+    preset: str
+    layout: str | None = None
+    identities: int | None = Field(None, ge=1)
+    images_per_id: int | None = Field(None, ge=1)
+    seed: int = 0
+
+
+class DatasetRef(_Strict):
+    layout: str
+    root: str | None = Field(None, description="path; may use ${PLIPBENCH_DATA:-~/datasets}")
+    synthetic: SyntheticSource | None = None
+    options: dict[str, Any] = Field(default_factory=dict, description="reader options (e.g. msmt17_train_with_val)")
+    name: str | None = Field(None, description="dataset name used for zero-shot bookkeeping, e.g. CUHK-PEDES")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DatasetRef:
+        if (self.root is None) == (self.synthetic is None):
+            raise ValueError("a dataset needs exactly one of root (real data) or synthetic (a generator preset)")
+        return self
+
+    def display_name(self) -> str:
+        if self.name:
+            return self.name
+        return self.synthetic.preset if self.synthetic else self.layout
+
+
+class ProtocolSpec(_Strict):
+    """One protocol run of the task: a base protocol of the kind, its options, and an optional identity fraction."""
+
+    name: str
+    base: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    train_fraction: float = Field(1.0, gt=0.0, le=1.0, description="few-shot: share of training identities used")
+
+
+class SplitNames(_Strict):
+    """Which split of the dataset plays which role (names as the reader returns them)."""
+
+    train: str = "train"
+    val: str | None = "val"
+    test: str = "test"
+    query: str = "query"
+    gallery: str = "gallery"
+
+
+class TaskSpec(_Strict):
+    name: str
+    kind: TaskKind
+    family: TaskFamily
+    description: str = ""
+    dataset: DatasetRef = Field(description="the dataset evaluated on (the target)")
+    train_dataset: DatasetRef | None = Field(None, description="a different source dataset to train on (DG)")
+    splits: SplitNames = Field(default_factory=SplitNames)
+    protocols: list[ProtocolSpec | str]
+    metric_options: dict[str, Any] = Field(default_factory=dict)
+    main_score: str
+    citation: str = ""
+    paper_task: str | None = None
+    synthetic: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", value):
+            raise ValueError(f"task name {value!r} must be lower-case letters, digits, '.', '_' or '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _protocols(self) -> TaskSpec:
+        allowed = BASE_PROTOCOLS[self.kind]
+        resolved: list[ProtocolSpec] = []
+        for entry in self.protocols:
+            spec = ProtocolSpec(name=entry, base=entry) if isinstance(entry, str) else entry
+            if spec.base not in allowed:
+                raise ValueError(f"protocol {spec.name!r}: base {spec.base!r} is not one of {allowed} for {self.kind}")
+            resolved.append(spec)
+        names = [p.name for p in resolved]
+        if len(set(names)) != len(names):
+            raise ValueError(f"protocol names must be unique, got {names}")
+        if self.family == "domain-generalization" and self.train_dataset is None:
+            raise ValueError("a domain-generalization task needs train_dataset (the source)")
+        self.protocols = resolved
+        return self
+
+    def protocol(self, name: str) -> ProtocolSpec:
+        for p in self.protocols:
+            assert isinstance(p, ProtocolSpec)
+            if p.name == name:
+                return p
+        raise ConfigError(f"task {self.name} has no protocol {name!r}; it has {[p.name for p in self.protocols]}")
+
+    def protocol_specs(self) -> list[ProtocolSpec]:
+        return [p for p in self.protocols if isinstance(p, ProtocolSpec)]
+
+    def spec_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+
+
+class SuiteEntry(_Strict):
+    task: str
+    protocols: list[str] | None = None
+
+
+class SuiteSpec(_Strict):
+    name: str
+    description: str = ""
+    tasks: list[SuiteEntry | str]
+    tolerances: dict[str, float] = Field(default_factory=dict, description="metric -> absolute tolerance for --check")
+
+    def entries(self) -> list[SuiteEntry]:
+        return [SuiteEntry(task=t) if isinstance(t, str) else t for t in self.tasks]
+
+
+def tasks_dir() -> Path:
+    """``$PLIPBENCH_TASKS``, else the ``tasks/`` folder of the checkout plipbench runs from."""
+    env = os.environ.get(TASKS_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parents[2] / "tasks"
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise DataError(path, "task file not found") from err
+    except yaml.YAMLError as err:
+        raise DataError(path, f"not valid YAML ({err})") from err
+    if not isinstance(tree, dict):
+        raise DataError(path, f"expected a mapping at the top level, got {type(tree).__name__}")
+    return tree
+
+
+def _validate(model: type[BaseModel], tree: dict[str, Any], path: Path) -> Any:
+    try:
+        return model.model_validate(tree)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+            problems.append(f"unknown key {where!r}" if e["type"] == "extra_forbidden" else f"{where}: {e['msg']}")
+        raise ConfigError(f"{path}: " + "; ".join(problems)) from None
+
+
+def load_task_file(path: str | Path) -> TaskSpec:
+    path = Path(path)
+    return _validate(TaskSpec, _load_yaml(path), path)
+
+
+class TaskRegistry:
+    """Every task and suite found by walking a tasks folder (default :func:`tasks_dir`)."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else tasks_dir()
+        if not self.root.is_dir():
+            raise DataError(self.root, f"tasks folder not found (set {TASKS_ENV} to a folder of task YAML files)")
+        self.tasks: dict[str, TaskSpec] = {}
+        self.files: dict[str, Path] = {}
+        for path in sorted(self.root.rglob("*.yaml")):
+            if "suites" in path.relative_to(self.root).parts:
+                continue
+            spec = load_task_file(path)
+            if spec.name in self.tasks:
+                raise ConfigError(f"{path}: task name {spec.name!r} is also defined in {self.files[spec.name]}")
+            self.tasks[spec.name] = spec
+            self.files[spec.name] = path
+        self.suites: dict[str, SuiteSpec] = {}
+        for path in sorted((self.root / "suites").glob("*.yaml")):
+            suite = _validate(SuiteSpec, _load_yaml(path), path)
+            for entry in suite.entries():
+                task = self.get(entry.task, where=str(path))
+                for proto in entry.protocols or []:
+                    task.protocol(proto)
+            self.suites[suite.name] = suite
+
+    def get(self, name: str, *, where: str | None = None) -> TaskSpec:
+        if name not in self.tasks:
+            prefix = f"{where}: " if where else ""
+            raise ConfigError(f"{prefix}unknown task {name!r}; known tasks: {', '.join(sorted(self.tasks))}")
+        return self.tasks[name]
+
+    def suite(self, name: str) -> SuiteSpec:
+        if name not in self.suites:
+            raise ConfigError(f"unknown suite {name!r}; known suites: {', '.join(sorted(self.suites))}")
+        return self.suites[name]
+
+    def suite_runs(self, name: str) -> list[tuple[TaskSpec, list[str]]]:
+        """``(task, protocol names)`` for every entry of the suite."""
+        out = []
+        for entry in self.suite(name).entries():
+            task = self.get(entry.task)
+            out.append((task, entry.protocols or [p.name for p in task.protocol_specs()]))
+        return out
+
+
+def resolve_dataset(ref: DatasetRef, *, generate: bool = True, progress: bool = False) -> Path:
+    """The local root of a dataset reference; generates a synthetic twin into the cache if needed.
+
+    A real dataset that is absent raises :class:`DataError` whose message says where to put it.
+    """
+    if ref.synthetic is not None:
+        from plipbench.data.synthetic_cache import ensure_synthetic, synthetic_path
+
+        s = ref.synthetic
+        kwargs = {"layout": s.layout or ref.layout, "identities": s.identities, "images_per_id": s.images_per_id,
+                  "seed": s.seed}
+        return ensure_synthetic(s.preset, progress=progress, **kwargs) if generate else synthetic_path(s.preset, **kwargs)
+    assert ref.root is not None
+    root = expand_path(ref.root)
+    if not root.exists():
+        from plipbench.data.readers import get_reader
+
+        info = get_reader(ref.layout)
+        raise DataError(root, f"{info.name} data not found: download it and put it there (expected tree:"
+                              f" {info.tree.strip().splitlines()[0]} ...), or set PLIPBENCH_DATA")
+    return root
