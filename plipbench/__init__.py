@@ -5,3 +5,10 @@ them, so that importing this package and running ``plipbench --help`` stay insta
 """
 
 __version__ = "0.1.0"
+
+
+def evaluate(*args, **kwargs):  # noqa: ANN002, ANN003 - thin lazy wrapper, see the runner for the signature
+    """Evaluate a backbone on tasks or a suite; see :func:`plipbench.evaluation.runner.evaluate`."""
+    from plipbench.evaluation.runner import evaluate as _evaluate
+
+    return _evaluate(*args, **kwargs)

@@ -17,9 +17,11 @@ import typer
 from plipbench import __version__
 from plipbench.commands import data as data_commands
 from plipbench.commands import doctor as doctor_commands
+from plipbench.commands import eval as eval_commands
 from plipbench.commands import leaderboard as leaderboard_commands
 from plipbench.commands import models as models_commands
 from plipbench.commands import pretrain as pretrain_commands
+from plipbench.commands import tasks as tasks_commands
 from plipbench.errors import PlipbenchError
 
 app = typer.Typer(
@@ -35,6 +37,8 @@ app.add_typer(models_commands.app, name="models")
 app.command("doctor")(doctor_commands.doctor)
 app.command("pretrain")(pretrain_commands.pretrain)
 app.command("leaderboard")(leaderboard_commands.leaderboard)
+app.command("eval")(eval_commands.eval_command)
+app.add_typer(tasks_commands.app, name="tasks")
 
 
 def _version_callback(value: bool) -> None:

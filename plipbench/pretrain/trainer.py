@@ -26,58 +26,18 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from plipbench.distributed import DistributedContext, init_distributed
+from plipbench.distributed import all_gather as _all_gather
+from plipbench.distributed import barrier as _barrier
 from plipbench.errors import ConfigError, PlipbenchError
 from plipbench.io import atomic_write, atomic_write_json, atomic_write_text
 from plipbench.pretrain.config import PretrainConfig, config_differences
 
 CHECKPOINT_DIR = "checkpoints"
 CONFIG_FILE = "pretrain_config.json"
-
-
-@dataclass
-class DistributedContext:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed() -> DistributedContext:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1); nccl on CUDA, else gloo."""
-    import torch
-    import torch.distributed as dist
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
-    if dist.is_available() and dist.is_initialized():
-        return DistributedContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-    return DistributedContext()
-
-
-def _barrier(ctx: DistributedContext) -> None:
-    if ctx.world_size > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
-def _all_gather(ctx: DistributedContext, obj: Any) -> list[Any]:
-    if ctx.world_size == 1:
-        return [obj]
-    import torch.distributed as dist
-
-    out: list[Any] = [None] * ctx.world_size
-    dist.all_gather_object(out, obj)
-    return out
 
 
 def lr_factor(step: int, steps_per_epoch: int, optim: Any) -> float:

@@ -1,0 +1,69 @@
+"""``plipbench eval``: run tasks or a suite on one backbone and write one result JSON per (task, protocol)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def eval_command(
+    model: str = typer.Option(..., "--model", "-m", help="Backbone spec: a baseline name, family:name, plip:DIR, "
+                              "file.py:function, ..."),
+    task: str | None = typer.Option(None, "--task", "-t", help="Task name(s), comma-separated."),
+    suite: str | None = typer.Option(None, "--suite", "-s", help="A suite under tasks/suites (e.g. mini, paper)."),
+    protocol: list[str] = typer.Option(None, "--protocol", "-p", help="Only these protocols (repeatable)."),
+    out: Path = typer.Option(Path("results/eval"), "--out", "-o", help="Folder for the result JSON files."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Recompute results already present in --out."),
+    name: str | None = typer.Option(None, "--name", help="Name the backbone in results and leaderboards."),
+    option: list[str] = typer.Option(None, "--option", help="Protocol option key=value for every protocol run "
+                                     "(e.g. epochs=1)."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("cpu", "--device"),
+    batch_size: int = typer.Option(64, "--batch-size", min=1),
+    num_workers: int = typer.Option(0, "--num-workers", min=0),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Evaluate a backbone on tasks or a suite.
+
+    Example: [bold]plipbench eval --suite mini --model random:plip-mini --out results/demo[/bold]
+
+    Multi-process feature extraction: [bold]torchrun --nproc_per_node 2 -m plipbench.cli eval ...[/bold]
+    """
+    import yaml
+    from rich.console import Console
+    from rich.table import Table
+
+    from plipbench.errors import ConfigError
+    from plipbench.evaluation.runner import evaluate
+
+    if (task is None) == (suite is None):
+        raise ConfigError("give exactly one of --task or --suite")
+    options = {}
+    for item in option or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--option {item!r} is not key=value")
+        options[key.strip()] = yaml.safe_load(raw)
+    frame = evaluate(
+        model, task, suite=suite, protocols=protocol or None, out=out, overwrite=overwrite, name=name,
+        options=options, seed=seed, device=device, batch_size=batch_size, num_workers=num_workers, progress=progress,
+    )  # fmt: skip
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+        return
+    table = Table(title=f"plipbench eval -> {out}")
+    for column in ("backbone", "task", "protocol", "status", "main score", "value", "seconds"):
+        table.add_column(column)
+    for row in frame.itertuples():
+        value = f"{100 * row.score:.1f}" if row.score is not None and row.score == row.score else "-"
+        table.add_row(row.backbone, row.task, row.protocol, row.status, row.main_score or "-", value,
+                      f"{row.seconds:.1f}")
+    console = Console()
+    console.print(table)
+    for row in frame.itertuples():
+        if row.status == "skipped":
+            console.print(f"[yellow]skipped[/yellow] {row.task} ({row.protocol}): {row.reason}")
+    stats = frame.attrs.get("feature_cache", {})
+    console.print(f"feature cache: {stats.get('hits', 0)} hit(s), {stats.get('misses', 0)} computed")

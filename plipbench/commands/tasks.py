@@ -1,0 +1,51 @@
+"""``plipbench tasks``: list and show the task specs and suites under tasks/."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="Task specs and suites.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_tasks(
+    suite: str | None = typer.Option(None, "--suite", help="Only the tasks of this suite."),
+) -> None:
+    """Every task (name, kind, family, dataset, protocols, main score) and the suites.
+
+    Example: [bold]plipbench tasks list --suite mini[/bold]
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from plipbench.evaluation.tasks import TaskRegistry
+
+    registry = TaskRegistry()
+    runs = registry.suite_runs(suite) if suite else [(t, [p.name for p in t.protocol_specs()])
+                                                     for t in registry.tasks.values()]
+    table = Table(title=f"tasks ({registry.root})")
+    for column in ("name", "kind", "family", "dataset", "protocols", "main score"):
+        table.add_column(column)
+    for spec, protocols in runs:
+        source = f"{spec.train_dataset.display_name()} -> " if spec.train_dataset else ""
+        table.add_row(spec.name, spec.kind, spec.family, source + spec.dataset.display_name(), ", ".join(protocols),
+                      spec.main_score)
+    console = Console()
+    console.print(table)
+    console.print("suites: " + ", ".join(f"{s.name} ({len(s.tasks)} tasks)" for s in registry.suites.values()))
+
+
+@app.command("show")
+def show_task(name: str = typer.Argument(..., help="Task or suite name.")) -> None:
+    """The full spec of a task (or a suite) as YAML, with the file it comes from."""
+    import yaml
+
+    from plipbench.evaluation.tasks import TaskRegistry
+
+    registry = TaskRegistry()
+    if name in registry.suites and name not in registry.tasks:
+        typer.echo(yaml.safe_dump(registry.suite(name).model_dump(mode="json"), sort_keys=False))
+        return
+    spec = registry.get(name)
+    typer.echo(f"# {registry.files[name]}")
+    typer.echo(yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False))

@@ -1,0 +1,258 @@
+"""The task runner behind ``plipbench eval`` and :func:`plipbench.evaluate`.
+
+For each (task, protocol): resolve the datasets (synthetic twins are generated into the cache on
+first use), build the split roles, run the protocol with a shared :class:`FeatureStore`, and write
+one result JSON (atomically, rank 0 only). A result already present is read back instead of
+recomputed unless ``overwrite``; features are cached across tasks, protocols and runs.
+
+A real task whose data is absent is *skipped* in a suite, with a one-line reason; asked for by
+name it is an error (exit 2 from the CLI).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from plipbench.errors import ConfigError, DataError, PlipbenchError
+from plipbench.evaluation.tasks import DatasetRef, ProtocolSpec, TaskRegistry, TaskSpec, resolve_dataset
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from plipbench.data.records import PersonDataset, PersonRecord
+    from plipbench.evaluation.protocols.base import TaskData
+    from plipbench.models.backbone import Backbone
+
+DEFAULT_OUT = Path("results") / "eval"
+
+
+@dataclass
+class RunRecord:
+    backbone: str
+    task: str
+    protocol: str
+    status: str  # "done" | "cached" | "skipped"
+    main_score: str | None = None
+    score: float | None = None
+    scores: dict[str, float] | None = None
+    path: str | None = None
+    reason: str | None = None
+    seconds: float = 0.0
+
+
+def dataset_fingerprint(dataset: PersonDataset) -> str:
+    """sha256 over every record (path relative to the root, pid, camera, split, captions, labels)
+    and the reader options; for a synthetic copy, also its manifest's generation hash."""
+    import json
+
+    h = hashlib.sha256(f"{dataset.layout}|{json.dumps(dataset.options, sort_keys=True, default=str)}".encode())
+    manifest = Path(dataset.root) / "plipbench_synth_manifest.json"
+    if manifest.is_file():
+        h.update(json.loads(manifest.read_text()).get("config_hash", "").encode())
+    root = Path(dataset.root)
+    for r in dataset.records:
+        try:
+            rel = Path(r.image_path).relative_to(root).as_posix()
+        except ValueError:
+            rel = Path(r.image_path).as_posix()
+        h.update(f"{rel}|{r.pid}|{r.camid}|{r.split}|{'|'.join(r.captions)}|{r.attributes}\n".encode())
+    return h.hexdigest()
+
+
+def _subset_identities(records: list[PersonRecord], fraction: float, seed: int) -> list[PersonRecord]:
+    """Few-shot: keep a seeded ``fraction`` of the training identities (at least 2), all their images."""
+    if fraction >= 1.0:
+        return records
+    import numpy as np
+
+    pids = sorted({r.pid for r in records})
+    keep_n = max(2, int(round(fraction * len(pids))))
+    keep = set(np.random.default_rng([seed, 7]).choice(pids, size=min(keep_n, len(pids)), replace=False).tolist())
+    return [r for r in records if r.pid in keep]
+
+
+class _DatasetCache:
+    """Read each dataset once per run (tasks and DG pairs share datasets)."""
+
+    def __init__(self, progress: bool) -> None:
+        self.progress = progress
+        self._data: dict[str, tuple[PersonDataset, str]] = {}
+
+    def get(self, ref: DatasetRef, ctx: Any) -> tuple[PersonDataset, str]:
+        from plipbench.data.readers import read_dataset
+        from plipbench.distributed import barrier
+
+        key = ref.model_dump_json()
+        if key not in self._data:
+            if ctx.is_main:
+                root = resolve_dataset(ref, generate=True, progress=self.progress)
+            barrier(ctx)
+            root = resolve_dataset(ref, generate=False)
+            dataset = read_dataset(ref.layout, root, **ref.options)
+            self._data[key] = (dataset, dataset_fingerprint(dataset))
+        return self._data[key]
+
+
+def build_task_data(task: TaskSpec, protocol: ProtocolSpec, datasets: _DatasetCache, ctx: Any, seed: int) -> TaskData:
+    from plipbench.evaluation.protocols.base import TaskData
+
+    target, target_fp = datasets.get(task.dataset, ctx)
+    source, source_fp = datasets.get(task.train_dataset, ctx) if task.train_dataset else (target, target_fp)
+    s = task.splits
+    train = _subset_identities(source.split(s.train), protocol.train_fraction, seed)
+    val = source.split(s.val) if s.val else []
+    data = TaskData(
+        target=target, source=source, train_records=train, val_records=val,
+        test_records=target.split(s.test) if task.kind != "image-reid" else [],
+        query_records=target.split(s.query) if task.kind == "image-reid" else [],
+        gallery_records=target.split(s.gallery) if task.kind == "image-reid" else [],
+        attribute_names=target.attribute_names, target_fingerprint=target_fp, source_fingerprint=source_fp,
+    )  # fmt: skip
+    needed = {"image-reid": ("query_records", "gallery_records"), "text-reid": ("test_records",),
+              "attributes": ("test_records",)}[task.kind]
+    for role in needed:
+        if not getattr(data, role):
+            raise DataError(target.root, f"task {task.name}: the {role.split('_')[0]} split is empty "
+                                         f"(splits present: {sorted(target.splits())})")
+    return data
+
+
+def _hardware() -> dict[str, Any]:
+    from plipbench.environment import hardware_info
+
+    return hardware_info()
+
+
+def evaluate(
+    model: str | Backbone,
+    tasks: str | list[str] | None = None,
+    *,
+    suite: str | None = None,
+    protocols: list[str] | None = None,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    name: str | None = None,
+    options: dict[str, Any] | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    batch_size: int = 64,
+    num_workers: int = 0,
+    cache_dir: str | Path | None = None,
+    registry: TaskRegistry | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Evaluate ``model`` (a backbone spec or a Backbone) on tasks or a suite; returns one row per
+    (task, protocol) with status ``done``, ``cached`` or ``skipped`` and the scores (fractions)."""
+    import pandas as pd
+
+    from plipbench import __version__
+    from plipbench.distributed import init_distributed
+    from plipbench.environment import cache_root, git_commit
+    from plipbench.evaluation.features import FeatureStore
+    from plipbench.evaluation.protocols import get_protocol
+    from plipbench.evaluation.protocols.base import ProtocolContext
+    from plipbench.evaluation.results import Provenance, TaskResult, encode_array
+    from plipbench.models import create_backbone
+
+    if (tasks is None) == (suite is None):
+        raise ConfigError("give either tasks or a suite")
+    registry = registry or TaskRegistry()
+    if suite is not None:
+        runs = registry.suite_runs(suite)
+        skip_missing = True
+    else:
+        names = [t.strip() for t in (tasks.split(",") if isinstance(tasks, str) else tasks) if t.strip()]
+        runs = [(registry.get(n), [p.name for p in registry.get(n).protocol_specs()]) for n in names]
+        skip_missing = False
+    if protocols:
+        runs = [(t, [p for p in ps if p in protocols]) for t, ps in runs]
+        if not any(ps for _, ps in runs):
+            raise ConfigError(f"no selected task has protocol(s) {protocols}")
+
+    ctx = init_distributed()
+    backbone = model if not isinstance(model, str) else create_backbone(model, device=device)
+    display = name or backbone.name
+    out_dir = Path(out) if out is not None else DEFAULT_OUT
+    store = FeatureStore(
+        backbone, cache_dir=Path(cache_dir) if cache_dir else cache_root() / "features",
+        batch_size=batch_size, num_workers=num_workers, progress=progress,
+    )  # fmt: skip
+    datasets = _DatasetCache(progress and ctx.is_main)
+    hardware = _hardware()
+    commit = git_commit()
+    rows: list[RunRecord] = []
+    for task, protocol_names in runs:
+        for pname in protocol_names:
+            protocol = task.protocol(pname)
+            probe = TaskResult.model_construct(backbone=display, task=task.name, protocol=pname)
+            path = out_dir / probe.file_name()
+            if path.is_file() and not overwrite:
+                done = TaskResult.load(path)
+                rows.append(RunRecord(display, task.name, pname, "cached", done.main_score,
+                                      done.scores.get(done.main_score), dict(done.scores), str(path)))
+                continue
+            started = time.perf_counter()
+            try:
+                data = build_task_data(task, protocol, datasets, ctx, seed)
+            except DataError as err:
+                if skip_missing and task.dataset.root is not None:
+                    rows.append(RunRecord(display, task.name, pname, "skipped", reason=str(err)))
+                    continue
+                raise
+            needs_text = task.kind == "text-reid" or (task.kind == "attributes" and protocol.base == "zero-shot")
+            if needs_text and not backbone.has_text:
+                reason = f"backbone {display} has no text encoder; task {task.name} ({pname}) needs one"
+                if skip_missing:
+                    rows.append(RunRecord(display, task.name, pname, "skipped", reason=reason))
+                    continue
+                raise PlipbenchError(reason)
+            before = dict(store.stats)
+            pctx = ProtocolContext(
+                backbone=backbone, task=task, protocol=protocol, data=data, features=store,
+                options={**protocol.options, **(options or {})}, seed=seed, device=device,
+                progress=progress and ctx.is_main, is_main=ctx.is_main,
+            )  # fmt: skip
+            output = get_protocol(task.kind, protocol.base)(pctx)
+            total = time.perf_counter() - started
+            feature_seconds = store.stats["seconds"] - before["seconds"]
+            encoded = store.stats["images_encoded"] - before["images_encoded"]
+            timings = {"features_s": round(feature_seconds, 3), "total_s": round(total, 3),
+                       **{k: round(v, 3) for k, v in output.timings.items()}}
+            if encoded and feature_seconds > 0:
+                timings["images_per_second"] = round(encoded * ctx.world_size / feature_seconds, 1)
+            datasets_seen = [task.dataset.display_name()] + ([task.train_dataset.display_name()] if task.train_dataset else [])
+            result = TaskResult(
+                backbone=display, task=task.name, task_family=task.family, protocol=pname,
+                dataset=task.dataset.display_name(), main_score=task.main_score,
+                scores={k: float(v) for k, v in output.scores.items()}, zero_shot=output.zero_shot,
+                saw_task_training_data=not backbone.metadata.is_zero_shot_on(datasets_seen),
+                per_query={},
+                details={**output.details, "paper_task": task.paper_task, "train_fraction": protocol.train_fraction,
+                         "num_train_records": len(data.train_records)},
+                provenance=Provenance(
+                    plipbench_version=__version__, git_commit=commit, task_spec_hash=task.spec_hash(),
+                    dataset_fingerprint=data.target_fingerprint,
+                    backbone=backbone.metadata.model_dump(mode="json") | {"fingerprint": backbone.fingerprint},
+                    checkpoint_sha256=backbone.metadata.checkpoint_sha256,
+                    protocol_options=output.options | {"base": protocol.base, "train_fraction": protocol.train_fraction,
+                                                       "source_dataset_fingerprint": data.source_fingerprint},
+                    metric_protocol=output.metric_protocol, seeds={"seed": seed}, selection_split=output.selection_split,
+                    timings=timings, hardware=hardware | {"world_size": ctx.world_size},
+                    created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                ),
+            )  # fmt: skip
+            result.per_query = {k: encode_array(v) for k, v in output.per_query.items()}
+            if task.main_score not in result.scores:
+                raise PlipbenchError(f"task {task.name}: protocol {pname} did not report the main score {task.main_score}")
+            if ctx.is_main:
+                result.save(out_dir)
+            rows.append(RunRecord(display, task.name, pname, "done", task.main_score, result.scores[task.main_score],
+                                  dict(result.scores), str(path), seconds=round(total, 2)))
+    frame = pd.DataFrame([r.__dict__ for r in rows])
+    frame.attrs["feature_cache"] = dict(store.stats)
+    return frame

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from runner_fixtures import write_tiny_tasks
+
+from plipbench.errors import DataError, PlipbenchError
+from plipbench.evaluation import protocols as protocol_registry
+from plipbench.evaluation.protocols.base import ProtocolOutput
+from plipbench.evaluation.results import TaskResult, load_results
+from plipbench.evaluation.runner import dataset_fingerprint, evaluate
+from plipbench.evaluation.tasks import TaskRegistry
+
+CALLS: list[tuple[str, str, int]] = []
+
+
+def stub_protocol(ctx) -> ProtocolOutput:
+    """Counts what it is given; uses the feature store so that caching is exercised."""
+    records = ctx.data.test_records or ctx.data.gallery_records
+    features = ctx.features.image_features(records)
+    CALLS.append((ctx.task.name, ctx.protocol.name, len(ctx.data.train_records)))
+    ap = np.linspace(0.2, 0.8, len(records))
+    return ProtocolOutput(
+        scores={ctx.task.main_score: float(ap.mean()), "dim": float(features.shape[1]) / 1000},
+        per_query={"AP": ap}, details={"n": len(records)}, options={"stub": True}, selection_split=None,
+        zero_shot=True,
+    )
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLIPBENCH_CACHE", str(tmp_path / "cache"))
+    for key in list(protocol_registry.PROTOCOLS):
+        monkeypatch.setitem(protocol_registry.PROTOCOLS, key, "test_runner:stub_protocol")
+    CALLS.clear()
+    return TaskRegistry(write_tiny_tasks(tmp_path / "tasks", real_root=tmp_path / "absent"))
+
+
+def test_suite_runs_writes_results_with_provenance_and_skips_absent_data(tiny, tmp_path) -> None:
+    out = tmp_path / "results"
+    frame = evaluate("random:plip-mini", suite="tiny", out=out, registry=tiny, progress=False)
+    status = dict(zip(frame.task + "/" + frame.protocol, frame.status, strict=True))
+    assert status == {"tiny-text/zero-shot": "done", "tiny-text/zero-shot-half": "done",
+                      "tiny-image/zero-shot": "done", "real-text/zero-shot": "skipped"}
+    reason = frame.loc[frame.task == "real-text", "reason"].item()
+    assert "CUHK-PEDES" in reason and "not found" in reason
+    results = load_results(out)
+    assert len(results) == 3
+    r = next(x for x in results if x.task == "tiny-image")
+    p = r.provenance
+    assert p.plipbench_version and p.task_spec_hash == tiny.get("tiny-image").spec_hash()
+    assert len(p.dataset_fingerprint) == 64 and p.backbone["name"] == "random:plip-mini"
+    assert p.protocol_options["stub"] is True and p.protocol_options["base"] == "zero-shot"
+    assert p.seeds == {"seed": 0} and p.hardware["cpu_count"] >= 1
+    assert {"features_s", "total_s"} <= set(p.timings)
+    assert r.per_query_arrays()["AP"].mean() == pytest.approx(r.scores["mAP"])
+    # few-shot: half of the training identities
+    full = [n for t, p_, n in CALLS if p_ == "zero-shot" and t == "tiny-text"][0]
+    half = [n for t, p_, n in CALLS if p_ == "zero-shot-half"][0]
+    assert 0 < half < full
+
+
+def test_rerun_reuses_results_and_feature_cache(tiny, tmp_path) -> None:
+    out = tmp_path / "results"
+    first = evaluate("random:plip-mini", tasks="tiny-image", out=out, registry=tiny, progress=False)
+    assert first.attrs["feature_cache"]["misses"] == 1
+    stamp = (out / TaskResult.load(next(out.glob("*.json"))).file_name()).stat().st_mtime_ns
+    again = evaluate("random:plip-mini", tasks="tiny-image", out=out, registry=tiny, progress=False)
+    assert list(again.status) == ["cached"] and len(CALLS) == 1
+    assert next(out.glob("*.json")).stat().st_mtime_ns == stamp
+    forced = evaluate("random:plip-mini", tasks="tiny-image", out=out, registry=tiny, overwrite=True, progress=False)
+    assert list(forced.status) == ["done"]
+    assert forced.attrs["feature_cache"] == {**forced.attrs["feature_cache"], "hits": 1, "misses": 0}
+
+
+def test_absent_real_task_alone_is_an_error(tiny, tmp_path) -> None:
+    with pytest.raises(DataError, match="CUHK-PEDES.*not found"):
+        evaluate("random:plip-mini", tasks="real-text", out=tmp_path / "r", registry=tiny, progress=False)
+
+
+def test_text_task_on_image_only_backbone(tiny, tmp_path) -> None:
+    with pytest.raises(PlipbenchError, match="has no text encoder"):
+        evaluate("random:timm/resnet18", tasks="tiny-text", out=tmp_path / "r", registry=tiny, progress=False)
+    frame = evaluate("random:timm/resnet18", suite="tiny", out=tmp_path / "r", registry=tiny, progress=False)
+    assert set(frame.loc[frame.task == "tiny-text", "status"]) == {"skipped"}
+    assert list(frame.loc[frame.task == "tiny-image", "status"]) == ["done"]
+
+
+def test_dataset_fingerprint_changes_with_content(tiny) -> None:
+    from plipbench.data.readers import read_dataset
+    from plipbench.evaluation.tasks import resolve_dataset
+
+    ref = tiny.get("tiny-text").dataset
+    dataset = read_dataset("cuhk-pedes", resolve_dataset(ref))
+    before = dataset_fingerprint(dataset)
+    assert dataset_fingerprint(dataset) == before
+    dataset.records[0] = type(dataset.records[0])(**{**dataset.records[0].__dict__, "captions": ("changed",)})
+    assert dataset_fingerprint(dataset) != before
+
+
+def test_result_json_is_compact_and_valid(tiny, tmp_path) -> None:
+    out = tmp_path / "results"
+    evaluate("random:plip-mini", tasks="tiny-image", out=out, registry=tiny, progress=False)
+    raw = json.loads(next(out.glob("*.json")).read_text())
+    assert raw["schema_version"] == 1 and isinstance(raw["per_query"]["AP"], str)
