@@ -15,6 +15,7 @@ import sys
 import typer
 
 from plipbench import __version__
+from plipbench.commands import bench as bench_commands
 from plipbench.commands import data as data_commands
 from plipbench.commands import doctor as doctor_commands
 from plipbench.commands import eval as eval_commands
@@ -38,6 +39,7 @@ app.command("doctor")(doctor_commands.doctor)
 app.command("pretrain")(pretrain_commands.pretrain)
 app.command("leaderboard")(leaderboard_commands.leaderboard)
 app.command("eval")(eval_commands.eval_command)
+app.command("bench")(bench_commands.bench)
 app.add_typer(tasks_commands.app, name="tasks")
 
 

@@ -144,10 +144,16 @@ def evaluate(
     num_workers: int = 0,
     cache_dir: str | Path | None = None,
     registry: TaskRegistry | None = None,
+    backbone_info: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Evaluate ``model`` (a backbone spec or a Backbone) on tasks or a suite; returns one row per
-    (task, protocol) with status ``done``, ``cached`` or ``skipped`` and the scores (fractions)."""
+    (task, protocol) with status ``done``, ``cached`` or ``skipped`` and the scores (fractions).
+
+    Protocol options: the suite's ``protocol_options`` for the base protocol, then the task's, then
+    ``options`` (later wins). ``backbone_info`` is merged into the recorded backbone metadata (for
+    example ``pretraining_seconds``).
+    """
     import pandas as pd
 
     from plipbench import __version__
@@ -162,8 +168,10 @@ def evaluate(
     if (tasks is None) == (suite is None):
         raise ConfigError("give either tasks or a suite")
     registry = registry or TaskRegistry()
+    suite_options: dict[str, dict[str, Any]] = {}
     if suite is not None:
         runs = registry.suite_runs(suite)
+        suite_options = registry.suite(suite).protocol_options
         skip_missing = True
     else:
         names = [t.strip() for t in (tasks.split(",") if isinstance(tasks, str) else tasks) if t.strip()]
@@ -214,17 +222,19 @@ def evaluate(
             before = dict(store.stats)
             pctx = ProtocolContext(
                 backbone=backbone, task=task, protocol=protocol, data=data, features=store,
-                options={**protocol.options, **(options or {})}, seed=seed, device=device,
+                options={**suite_options.get(protocol.base, {}), **protocol.options, **(options or {})},
+                seed=seed, device=device,
                 progress=progress and ctx.is_main, is_main=ctx.is_main,
             )  # fmt: skip
             output = get_protocol(task.kind, protocol.base)(pctx)
             total = time.perf_counter() - started
             feature_seconds = store.stats["seconds"] - before["seconds"]
             encoded = store.stats["images_encoded"] - before["images_encoded"]
+            encode_seconds = store.stats["encode_seconds"] - before["encode_seconds"]
             timings = {"features_s": round(feature_seconds, 3), "total_s": round(total, 3),
                        **{k: round(v, 3) for k, v in output.timings.items()}}
-            if encoded and feature_seconds > 0:
-                timings["images_per_second"] = round(encoded * ctx.world_size / feature_seconds, 1)
+            if encoded and encode_seconds > 0:
+                timings["images_per_second"] = round(encoded * ctx.world_size / encode_seconds, 1)
             datasets_seen = [task.dataset.display_name()] + ([task.train_dataset.display_name()] if task.train_dataset else [])
             result = TaskResult(
                 backbone=display, task=task.name, task_family=task.family, protocol=pname,
@@ -237,7 +247,8 @@ def evaluate(
                 provenance=Provenance(
                     plipbench_version=__version__, git_commit=commit, task_spec_hash=task.spec_hash(),
                     dataset_fingerprint=data.target_fingerprint,
-                    backbone=backbone.metadata.model_dump(mode="json") | {"fingerprint": backbone.fingerprint},
+                    backbone=backbone.metadata.model_dump(mode="json") | {"fingerprint": backbone.fingerprint}
+                    | {"parameter_count": backbone.metadata.num_parameters} | (backbone_info or {}),
                     checkpoint_sha256=backbone.metadata.checkpoint_sha256,
                     protocol_options=output.options | {"base": protocol.base, "train_fraction": protocol.train_fraction,
                                                        "source_dataset_fingerprint": data.source_fingerprint},

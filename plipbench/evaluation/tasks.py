@@ -163,11 +163,40 @@ class SuiteEntry(_Strict):
     protocols: list[str] | None = None
 
 
+class SuiteBackbone(_Strict):
+    """A backbone that ``plipbench bench`` puts on the suite's leaderboard.
+
+    Either ``pretrain`` (a named pre-training config, plus ``overrides``; pre-trained once and cached by
+    config hash; ``max_steps: 0`` keeps the random initialisation, with the same tokenizer) or ``spec``
+    (any backbone spec, e.g. ``random:plip-mini`` or ``plip:/path``).
+    """
+
+    name: str
+    pretrain: str | None = None
+    overrides: list[str] = Field(default_factory=list)
+    max_steps: int | None = Field(None, ge=0)
+    spec: str | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _one(self) -> SuiteBackbone:
+        if (self.pretrain is None) == (self.spec is None):
+            raise ValueError(f"backbone {self.name!r} needs exactly one of pretrain or spec")
+        return self
+
+
 class SuiteSpec(_Strict):
     name: str
     description: str = ""
     tasks: list[SuiteEntry | str]
-    tolerances: dict[str, float] = Field(default_factory=dict, description="metric -> absolute tolerance for --check")
+    backbones: list[SuiteBackbone] = Field(default_factory=list, description="what `plipbench bench` compares")
+    include_baselines: bool = Field(True, description="add every baselines/*.yaml whose weights are present")
+    protocol_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="base protocol -> options applied to every task of the suite"
+    )
+    tolerances: dict[str, float] = Field(
+        default_factory=dict, description="metric -> absolute tolerance for `bench --check` ('default' for the rest)"
+    )
 
     def entries(self) -> list[SuiteEntry]:
         return [SuiteEntry(task=t) if isinstance(t, str) else t for t in self.tasks]

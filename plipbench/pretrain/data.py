@@ -136,7 +136,7 @@ class CaptionCollator:
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         enc = self.tokenizer(
             [it["caption"] for it in items],
-            padding="max_length",
+            padding="longest",  # dynamic: attention never runs over padding beyond the batch's longest caption
             truncation=True,
             max_length=self.max_length,
             return_offsets_mapping=True,

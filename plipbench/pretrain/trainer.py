@@ -127,6 +127,18 @@ def _tokenizer(config: PretrainConfig, model_config: Any, out: Path, texts: list
     return load_tokenizer(directory)
 
 
+def _flatten_overrides(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"image": {"width": 8}, "text.bert.hidden_size": 32}`` -> dotted keys; nested mappings merge
+    into the named config instead of replacing a whole section."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(_flatten_overrides(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def build_model_config(config: PretrainConfig):
     from plipbench.models.plip.model import PlipConfig, named_config
 
@@ -134,7 +146,7 @@ def build_model_config(config: PretrainConfig):
         base = named_config(config.model).model_dump(mode="json")
     else:
         base = dict(config.model)
-    for dotted, value in config.model_overrides.items():
+    for dotted, value in _flatten_overrides(config.model_overrides).items():
         node = base
         keys = dotted.split(".")
         for key in keys[:-1]:

@@ -1,0 +1,253 @@
+"""Helpers shared by the protocols: option checking, seeding, training data and a trainable backbone copy.
+
+Determinism: every random choice is derived from ``ctx.seed``. Parameter initialisation runs inside
+:func:`seeded` (a forked torch RNG, so the caller's global RNG state is untouched), P x K batches come
+from :class:`~plipbench.pretrain.sampler.IdentityBatchSampler` seeded with ``(seed, epoch)``, and the
+flip / caption choice of a training sample is drawn from a generator seeded by ``(seed, epoch, index)``,
+so a run gives the same batches whatever the number of loader workers.
+
+Distributed runs: protocols do not shard training. Every rank trains the same model on the same
+batches with the same seed; only feature extraction is sharded (by the :class:`FeatureStore`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from plipbench.errors import ConfigError, DataError, PlipbenchError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from plipbench.data.records import PersonRecord
+    from plipbench.evaluation.protocols.base import ProtocolContext
+    from plipbench.models.backbone import Backbone
+
+
+# -- options ---------------------------------------------------------------------------------
+def _where(ctx: ProtocolContext) -> str:
+    return f"task {ctx.task.name}, protocol {ctx.protocol.name} ({ctx.task.kind} {ctx.protocol.base})"
+
+
+def resolve_options(ctx: ProtocolContext, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """``defaults`` updated with ``ctx.options``; an unknown key is a :class:`ConfigError` naming it."""
+    unknown = sorted(set(ctx.options) - set(defaults))
+    if unknown:
+        raise ConfigError(
+            f"{_where(ctx)}: unknown option {unknown[0]!r}; known options: {', '.join(sorted(defaults))}"
+        )
+    merged = copy.deepcopy(dict(defaults))
+    merged.update(copy.deepcopy(dict(ctx.options)))
+    return merged
+
+
+def resolve_metric_options(ctx: ProtocolContext, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """``defaults`` updated with ``ctx.task.metric_options``; unknown keys are rejected."""
+    given = dict(ctx.task.metric_options)
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ConfigError(
+            f"task {ctx.task.name}: unknown metric option {unknown[0]!r} for a {ctx.task.kind} task; "
+            f"known: {', '.join(sorted(defaults))}"
+        )
+    return {**copy.deepcopy(dict(defaults)), **given}
+
+
+def option_error(ctx: ProtocolContext, key: str, expected: str, value: Any) -> ConfigError:
+    return ConfigError(f"{_where(ctx)}: option {key!r} expects {expected}, got {value!r}")
+
+
+def check_int(ctx: ProtocolContext, options: dict[str, Any], key: str, minimum: int = 1,
+              allow_none: bool = False) -> None:
+    value = options[key]
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        expected = f"an integer >= {minimum}" + (" or null" if allow_none else "")
+        raise option_error(ctx, key, expected, value)
+
+
+def check_float(ctx: ProtocolContext, options: dict[str, Any], key: str, minimum: float = 0.0,
+                strict: bool = False) -> None:
+    value = options[key]
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        value = float(value)
+        ok = value > minimum if strict else value >= minimum
+    if not ok:
+        raise option_error(ctx, key, f"a number {'>' if strict else '>='} {minimum}", options[key])
+    options[key] = float(options[key])
+
+
+def check_choice(ctx: ProtocolContext, options: dict[str, Any], key: str, choices: Sequence[Any]) -> None:
+    if options[key] not in choices:
+        raise option_error(ctx, key, "one of " + ", ".join(repr(c) for c in choices), options[key])
+
+
+def check_bool(ctx: ProtocolContext, options: dict[str, Any], key: str) -> None:
+    if not isinstance(options[key], bool):
+        raise option_error(ctx, key, "true or false", options[key])
+
+
+# -- seeding / devices -------------------------------------------------------------------------
+@contextlib.contextmanager
+def seeded(seed: int, device: str = "cpu") -> Iterator[None]:
+    """Run the block with torch's RNG seeded to ``seed``; the caller's RNG state is restored afterwards."""
+    import torch
+
+    devices = []
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        devices = [torch.device(device).index or 0]
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(int(seed))
+        yield
+
+
+class Stopwatch:
+    """Accumulates named wall-clock timings (seconds) for ``ProtocolOutput.timings``."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started
+
+
+# -- records ---------------------------------------------------------------------------------
+def require_records(ctx: ProtocolContext, records: Sequence[PersonRecord], role: str) -> None:
+    if not records:
+        raise DataError(None, f"{_where(ctx)}: the {role} split is empty (check the task's splits)")
+
+
+def require_text(ctx: ProtocolContext) -> None:
+    """The clear error for an image-only backbone on a protocol that needs a text encoder."""
+    if not ctx.backbone.has_text:
+        raise PlipbenchError(f"backbone {ctx.backbone.name} has no text encoder; task {ctx.task.name} needs one")
+
+
+def caption_pairs(records: Sequence[PersonRecord]) -> tuple[list[str], list[int], list[int]]:
+    """Every caption of every record: ``(captions, record index of each caption, pid of each caption)``."""
+    captions, owners, pids = [], [], []
+    for index, record in enumerate(records):
+        for caption in record.captions:
+            captions.append(caption)
+            owners.append(index)
+            pids.append(record.pid)
+    return captions, owners, pids
+
+
+def relabel(pids: Sequence[int]) -> tuple[list[int], int]:
+    """Map ids to ``0..n-1`` in order of first appearance (classifier labels)."""
+    mapping: dict[int, int] = {}
+    labels = [mapping.setdefault(int(p), len(mapping)) for p in pids]
+    return labels, len(mapping)
+
+
+# -- training data -----------------------------------------------------------------------------
+class TrainingImages:
+    """``torch.utils.data.Dataset`` of training images with horizontal-flip augmentation.
+
+    Item ``i`` is ``(image, caption, label, i)``: the image preprocessed with the backbone's transform
+    and mirrored with probability ``flip_probability``; ``caption`` one of the record's captions drawn
+    uniformly ("" for records without captions); ``label`` the relabelled identity. Random choices use
+    a generator seeded by ``(seed, epoch, i)`` (call :meth:`set_epoch`).
+    """
+
+    def __init__(self, records: Sequence[PersonRecord], transform: Callable[[Any], torch.Tensor],
+                 labels: Sequence[int], *, flip_probability: float = 0.5, seed: int = 0) -> None:
+        self.records, self.transform, self.labels = list(records), transform, list(labels)
+        self.flip_probability, self.seed, self.epoch = flip_probability, int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, str, int, int]:
+        import numpy as np
+        from PIL import Image, UnidentifiedImageError
+
+        record = self.records[index]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        try:
+            with Image.open(record.image_path) as img:
+                tensor = self.transform(img.convert("RGB"))
+        except (OSError, UnidentifiedImageError) as err:
+            raise DataError(record.image_path, f"cannot decode image ({err})") from err
+        if rng.random() < self.flip_probability:
+            tensor = tensor.flip(-1)
+        caption = record.captions[int(rng.integers(len(record.captions)))] if record.captions else ""
+        return tensor, caption, self.labels[index], index
+
+
+def _collate(batch: list[tuple[Any, str, int, int]]) -> tuple[torch.Tensor, list[str], torch.Tensor]:
+    import torch
+
+    images, captions, labels, _ = zip(*batch, strict=True)
+    return torch.stack(images), list(captions), torch.tensor(labels, dtype=torch.long)
+
+
+def pk_sampler(pids: Sequence[int], identities_per_batch: int, images_per_identity: int, seed: int) -> tuple[Any, int]:
+    """An :class:`IdentityBatchSampler`; P is lowered to fit at least one batch (few-shot subsets).
+
+    Returns ``(sampler, effective P)``.
+    """
+    from plipbench.pretrain.sampler import IdentityBatchSampler
+
+    counts: dict[int, int] = {}
+    for p in pids:
+        counts[int(p)] = counts.get(int(p), 0) + 1
+    if not counts:
+        raise DataError(None, "no training samples")
+    groups = sum(max(1, -(-n // images_per_identity)) for n in counts.values())
+    p_eff = max(1, min(identities_per_batch, groups))
+    return IdentityBatchSampler(pids, identities_per_batch=p_eff, images_per_identity=images_per_identity,
+                                seed=seed), p_eff
+
+
+def training_loader(dataset: TrainingImages, sampler: Any, num_workers: int = 0) -> Any:
+    import torch
+
+    return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers,
+                                       collate_fn=_collate)
+
+
+def training_copy(backbone: Backbone, device: str) -> Backbone:
+    """A deep copy of ``backbone`` with every parameter trainable; ``backbone`` itself is never modified."""
+    trainable = copy.deepcopy(backbone)
+    trainable._fingerprint = None
+    trainable.to(device)
+    for parameter in trainable.module.parameters():
+        parameter.requires_grad_(True)
+    return trainable
+
+
+def warmup_scheduler(optimizer: Any, warmup_steps: int) -> Any:
+    """Linear warm-up from ``1/(warmup_steps+1)`` of the learning rate to all of it, then constant."""
+    import torch
+
+    def factor(step: int) -> float:
+        return min(1.0, (step + 1) / (warmup_steps + 1)) if warmup_steps > 0 else 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def state_copy(module: Any) -> dict[str, Any]:
+    """A detached CPU copy of ``module.state_dict()`` (for keeping the selected epoch)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+
+def l2_normalize(features: torch.Tensor) -> torch.Tensor:
+    import torch.nn.functional as F
+
+    return F.normalize(features.float(), dim=1)

@@ -1,0 +1,359 @@
+"""Pedestrian attribute recognition protocols: a linear probe on frozen features and zero-shot prompts.
+
+Shared evaluation: test-split probabilities and labels (``record.attributes``, in the order of
+``ctx.data.attribute_names``; RAP's "uncertain" label 2 is mapped to 0 as Rethinking_of_PAR does) go to
+:func:`plipbench.metrics.evaluate_attributes` with the task's ``metric_options`` (``threshold``,
+``convention``, ``threshold_rule``). Scores ``mA``, ``Acc``, ``Prec``, ``Rec``, ``F1``; ``per_query``
+holds ``probs`` (float32, images x attributes) and ``labels`` (uint8); ``details["per_attribute"]`` is
+one row per attribute (name, positives, mA, pos_recall, neg_recall, precision, F1).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from plipbench.errors import DataError
+from plipbench.evaluation.protocols._training import (
+    Stopwatch,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    l2_normalize,
+    option_error,
+    require_records,
+    require_text,
+    resolve_metric_options,
+    resolve_options,
+    seeded,
+)
+from plipbench.evaluation.protocols.base import ProtocolContext, ProtocolOutput
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from plipbench.data.records import PersonRecord
+
+ATTRIBUTE_METRIC_DEFAULTS: dict[str, Any] = {"threshold": 0.5, "convention": "rethinking", "threshold_rule": ">"}
+
+ATTRIBUTE_LINEAR_PROBE_DEFAULTS: dict[str, Any] = {
+    "method": "logistic-regression",
+    "solver": "lbfgs",
+    "C": 1.0,
+    "C_grid": [0.01, 0.1, 1.0, 10.0],
+    "max_iter": 100,
+    "refit_on_train_val": True,
+    "epochs": 20,
+    "lr": 1e-2,
+    "batch_size": 64,
+    "weight_decay": 1e-4,
+}
+
+ATTRIBUTE_ZERO_SHOT_DEFAULTS: dict[str, Any] = {"scale": 100.0, "prompts": None}
+
+
+# -- shared ------------------------------------------------------------------------------------
+def attribute_labels(ctx: ProtocolContext, records: list[PersonRecord], role: str) -> np.ndarray:
+    """``(N, L)`` uint8 labels of ``records``; label 2 (RAP "uncertain") becomes 0."""
+    import numpy as np
+
+    names = ctx.data.attribute_names
+    if not names:
+        raise DataError(None, f"task {ctx.task.name}: the dataset has no attribute names")
+    rows = []
+    for record in records:
+        if record.attributes is None or len(record.attributes) != len(names):
+            got = None if record.attributes is None else len(record.attributes)
+            raise DataError(record.image_path, f"{role} record has {got} attribute labels, expected {len(names)}")
+        rows.append(record.attributes)
+    labels = np.asarray(rows, dtype=np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() > 2):
+        raise DataError(None, f"task {ctx.task.name}: {role} attribute labels must be 0, 1 (or 2 = uncertain)")
+    return np.where(labels == 1, 1, 0).astype(np.uint8)
+
+
+def _metric_options(ctx: ProtocolContext) -> dict[str, Any]:
+    return resolve_metric_options(ctx, ATTRIBUTE_METRIC_DEFAULTS)
+
+
+def _evaluate(probs: np.ndarray, labels: np.ndarray, names: list[str], metric: dict[str, Any]) -> dict[str, Any]:
+    from plipbench.metrics import evaluate_attributes
+
+    return evaluate_attributes(probs, labels, threshold=metric["threshold"], convention=metric["convention"],
+                               threshold_rule=metric["threshold_rule"], attribute_names=names)
+
+
+def _output(ctx: ProtocolContext, probs: np.ndarray, labels: np.ndarray, metric: dict[str, Any],
+            options: dict[str, Any], details: dict[str, Any], selection_split: str | None,
+            clock: Stopwatch, zero_shot: bool) -> ProtocolOutput:
+    import numpy as np
+
+    names = list(ctx.data.attribute_names or [])
+    with clock("metric_s"):
+        result = _evaluate(probs, labels, names, metric)
+    table = result["per_attribute"]
+    per_attribute = [
+        {"name": table["name"][j], "positives": int(table["positives"][j]), "mA": float(table["mA"][j]),
+         "pos_recall": float(table["pos_recall"][j]), "neg_recall": float(table["neg_recall"][j]),
+         "precision": float(table["precision"][j]), "F1": float(table["F1"][j])}
+        for j in range(len(names))
+    ]  # fmt: skip
+    details = {**details, "num_images": result["num_images"], "num_attributes": result["num_attributes"],
+               "attributes_without_positives": result["attributes_without_positives"],
+               "per_attribute": per_attribute}
+    return ProtocolOutput(
+        scores={k: float(result[k]) for k in ("mA", "Acc", "Prec", "Rec", "F1")},
+        per_query={"probs": probs.astype(np.float32), "labels": labels.astype(np.uint8)},
+        details=details, metric_protocol=result["protocol"], options=options, selection_split=selection_split,
+        timings=clock.timings, zero_shot=zero_shot,
+    )  # fmt: skip
+
+
+# -- logistic regression -------------------------------------------------------------------------
+class _Standardizer:
+    def __init__(self, features: np.ndarray) -> None:
+        self.mean = features.mean(0)
+        std = features.std(0)
+        self.std = std + (std == 0)
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        return (features - self.mean) / self.std
+
+
+def fit_logistic(features: np.ndarray, labels: np.ndarray, C: float, *, max_iter: int = 100,
+                 solver: str = "lbfgs") -> Any:
+    """L2-regularised logistic regression per attribute (scikit-learn's objective); returns a predictor.
+
+    Objective per attribute j: ``C * sum_i logloss(x_i w_j + b_j, y_ij) + |w_j|^2 / 2`` (intercept not
+    penalised), exactly scikit-learn's ``LogisticRegression(C=C)``. ``solver="lbfgs"`` minimises the sum
+    over attributes (the objective separates, so the minimiser is the same) with one full-batch torch
+    L-BFGS in float64: all attributes at once, tens of times faster than the scikit-learn loop
+    (``solver="sklearn"``, kept as the reference). An attribute that is constant in ``labels`` is
+    predicted with that constant probability. The predictor maps features to ``(N, L)`` probabilities.
+    """
+    import numpy as np
+    import torch
+
+    labels = np.asarray(labels, dtype=np.float64)
+    n, dim = features.shape
+    ratio = labels.mean(0)
+    varying = np.flatnonzero((ratio > 0) & (ratio < 1))
+    weight = np.zeros((dim, labels.shape[1]))
+    bias = np.zeros(labels.shape[1])
+    if varying.size:
+        if solver == "sklearn":
+            from sklearn.linear_model import LogisticRegression
+
+            for j in varying:
+                model = LogisticRegression(C=C, max_iter=max_iter).fit(features, labels[:, j].astype(int))
+                weight[:, j], bias[j] = model.coef_[0], model.intercept_[0]
+        else:
+            x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float64))
+            y = torch.from_numpy(np.ascontiguousarray(labels[:, varying]))
+            w = torch.zeros(dim, len(varying), dtype=torch.float64, requires_grad=True)
+            b = torch.zeros(len(varying), dtype=torch.float64, requires_grad=True)
+            optimizer = torch.optim.LBFGS([w, b], lr=1, max_iter=max_iter, history_size=20, tolerance_grad=1e-5,
+                                          tolerance_change=1e-9, line_search_fn="strong_wolfe")
+
+            def closure() -> torch.Tensor:
+                optimizer.zero_grad()
+                logits = x @ w + b
+                data = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="sum")
+                loss = (data + w.pow(2).sum() / (2 * C)) / n
+                loss.backward()
+                return loss
+
+            optimizer.step(closure)
+            weight[:, varying], bias[varying] = w.detach().numpy(), b.detach().numpy()
+
+    def predict(test: np.ndarray) -> np.ndarray:
+        logits = test @ weight + bias
+        probs = 1.0 / (1.0 + np.exp(-np.clip(logits, -500, 500)))
+        constant = np.setdiff1d(np.arange(labels.shape[1]), varying)
+        probs[:, constant] = ratio[constant]
+        return probs
+
+    return predict
+
+
+def _logistic_probe(ctx: ProtocolContext, options: dict[str, Any], metric: dict[str, Any], x_train: np.ndarray,
+                    y_train: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None, x_test: np.ndarray,
+                    names: list[str]) -> tuple[np.ndarray, dict[str, Any], str | None]:
+    import numpy as np
+
+    fit = lambda x, y, c: fit_logistic(x, y, c, max_iter=options["max_iter"], solver=options["solver"])  # noqa: E731
+    if val is None:
+        scaler = _Standardizer(x_train)
+        predict = fit(scaler(x_train), y_train, options["C"])
+        return predict(scaler(x_test)), {"selection": "fixed C (no val split)", "selected_C": options["C"]}, None
+    x_val, y_val = val
+    scaler = _Standardizer(x_train)
+    val_ma = []
+    for c in options["C_grid"]:
+        predict = fit(scaler(x_train), y_train, c)
+        val_ma.append(float(_evaluate(predict(scaler(x_val)), y_val, names, metric)["mA"]))
+    best_c = options["C_grid"][int(np.argmax(val_ma))]
+    if options["refit_on_train_val"]:
+        x_fit, y_fit = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])
+    else:
+        x_fit, y_fit = x_train, y_train
+    scaler = _Standardizer(x_fit)
+    predict = fit(scaler(x_fit), y_fit, best_c)
+    details = {"selection": "C by val mA", "selected_C": best_c,
+               "val_mA": {str(c): round(m, 6) for c, m in zip(options["C_grid"], val_ma, strict=True)},
+               "refit_on_train_val": options["refit_on_train_val"]}
+    return predict(scaler(x_test)), details, "val"
+
+
+# -- weighted BCE --------------------------------------------------------------------------------
+def _weighted_bce_probe(ctx: ProtocolContext, options: dict[str, Any], metric: dict[str, Any], x_train: np.ndarray,
+                        y_train: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None, x_test: np.ndarray,
+                        names: list[str]) -> tuple[np.ndarray, dict[str, Any], str | None]:
+    import numpy as np
+    import torch
+
+    scaler = _Standardizer(x_train)
+    device = ctx.device
+    as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(device)  # noqa: E731
+    x, y = as_tensor(scaler(x_train)), as_tensor(y_train)
+    ratio = y.mean(0)
+    pos_weight, neg_weight = torch.exp(1 - ratio), torch.exp(ratio)
+    with seeded(ctx.seed, device):
+        head = torch.nn.Linear(x.shape[1], y.shape[1]).to(device)
+    optimizer = torch.optim.Adam(head.parameters(), lr=options["lr"], weight_decay=options["weight_decay"])
+    generator = np.random.default_rng(ctx.seed)
+    val_curve, losses = [], []
+    best: tuple[float, int, dict[str, Any]] | None = None
+    for epoch in range(options["epochs"]):
+        head.train()
+        order = generator.permutation(len(x))
+        total = 0.0
+        for start in range(0, len(order), options["batch_size"]):
+            index = torch.from_numpy(order[start:start + options["batch_size"]]).to(device)
+            target = y[index]
+            weights = torch.where(target > 0.5, pos_weight, neg_weight)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(head(x[index]), target, weight=weights)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(index)
+        losses.append(round(total / len(order), 6))
+        if val is not None:
+            head.eval()
+            with torch.no_grad():
+                probs = torch.sigmoid(head(as_tensor(scaler(val[0])))).cpu().double().numpy()
+            val_curve.append(float(_evaluate(probs, val[1], names, metric)["mA"]))
+            if best is None or val_curve[-1] > best[0]:
+                best = (val_curve[-1], epoch, {k: v.clone() for k, v in head.state_dict().items()})
+    if best is not None:
+        head.load_state_dict(best[2])
+    head.eval()
+    with torch.no_grad():
+        probs = torch.sigmoid(head(as_tensor(scaler(x_test)))).cpu().double().numpy()
+    details = {"selection": "best val mA" if best is not None else "last-epoch",
+               "selected_epoch": (best[1] if best is not None else options["epochs"] - 1) + 1,
+               "train_loss": losses, "val_mA": [round(v, 6) for v in val_curve]}
+    return probs, details, "val" if best is not None else None
+
+
+# -- protocols -----------------------------------------------------------------------------------
+def linear_probe(ctx: ProtocolContext) -> ProtocolOutput:
+    """A linear classifier per attribute on frozen image features (no flip).
+
+    ``method="logistic-regression"`` (default): features standardised (mean/std of the fitting set),
+    L2-regularised logistic regression per attribute (:func:`fit_logistic`; ``solver="lbfgs"`` torch,
+    all attributes at once, or ``"sklearn"``, the reference loop; ``max_iter`` 100 as scikit-learn). With a val split
+    (of the training dataset) ``C`` is picked from ``C_grid`` by val mA (ties: the first in the grid),
+    then, with ``refit_on_train_val`` (default, as CLIP's linear probes and the trainval protocol of
+    Rethinking_of_PAR), refit on train + val; without val, ``C`` (1.0) is used. An attribute constant in
+    the fitting set is predicted with that constant probability.
+
+    ``method="weighted-bce"``: a torch linear head on standardised features trained with
+    Rethinking_of_PAR's weighted BCE (positive weight ``exp(1 - p_j)``, negative weight ``exp(p_j)``,
+    ``p_j`` the training positive ratio), Adam (``lr``, ``weight_decay``), ``epochs``, ``batch_size``;
+    the epoch with the best val mA is kept, or the last one without val. The test split is only
+    predicted, never used for a choice.
+    """
+    import numpy as np
+
+    options = resolve_options(ctx, ATTRIBUTE_LINEAR_PROBE_DEFAULTS)
+    check_choice(ctx, options, "method", ("logistic-regression", "weighted-bce"))
+    check_choice(ctx, options, "solver", ("lbfgs", "sklearn"))
+    check_float(ctx, options, "C", strict=True)
+    grid = options["C_grid"]
+    if (not isinstance(grid, list) or not grid
+            or any(isinstance(c, bool) or not isinstance(c, (int, float)) or c <= 0 for c in grid)):
+        raise option_error(ctx, "C_grid", "a non-empty list of positive numbers", grid)
+    options["C_grid"] = [float(c) for c in grid]
+    check_int(ctx, options, "max_iter")
+    check_bool(ctx, options, "refit_on_train_val")
+    check_int(ctx, options, "epochs")
+    check_float(ctx, options, "lr", strict=True)
+    check_int(ctx, options, "batch_size")
+    check_float(ctx, options, "weight_decay")
+    metric = _metric_options(ctx)
+    train, test = ctx.data.train_records, ctx.data.test_records
+    require_records(ctx, train, "train")
+    require_records(ctx, test, "test")
+    names = list(ctx.data.attribute_names or [])
+    y_train, y_test = attribute_labels(ctx, train, "train"), attribute_labels(ctx, test, "test")
+    clock = Stopwatch()
+    as_numpy = lambda t: t.detach().cpu().double().numpy()  # noqa: E731
+    x_train = as_numpy(ctx.features.image_features(train))
+    val = None
+    if ctx.data.val_records:
+        val = (as_numpy(ctx.features.image_features(ctx.data.val_records)),
+               attribute_labels(ctx, ctx.data.val_records, "val"))
+    x_test = as_numpy(ctx.features.image_features(test))
+    probe = _logistic_probe if options["method"] == "logistic-regression" else _weighted_bce_probe
+    with clock("train_s"):
+        probs, details, selection_split = probe(ctx, options, metric, x_train, y_train, val, x_test, names)
+    details = {**details, "num_train_images": len(train), "num_val_images": len(ctx.data.val_records),
+               "train_positive_ratio": [round(float(r), 6) for r in np.asarray(y_train, dtype=np.float64).mean(0)]}
+    return _output(ctx, probs, y_test, metric, options, details, selection_split, clock, zero_shot=False)
+
+
+def zero_shot(ctx: ProtocolContext) -> ProtocolOutput:
+    """Zero-shot attributes with a vision-language backbone: one positive and one negative sentence each.
+
+    Sentences from :mod:`plipbench.evaluation.protocols.prompts` (hand-written pairs for the 26 PA-100K
+    attributes, a generic "a photo of a person with/without <words>" pair otherwise), or the option
+    ``prompts``: a mapping ``name -> [positive, negative]`` overriding some pairs. Probability =
+    ``sigmoid(scale * (cos(image, positive) - cos(image, negative)))``: a two-way softmax over the pair
+    with CLIP's logit scale (``scale`` default 100). Test images only, no training.
+    """
+    import numpy as np
+    import torch
+
+    from plipbench.evaluation.protocols.prompts import attribute_prompts
+
+    options = resolve_options(ctx, ATTRIBUTE_ZERO_SHOT_DEFAULTS)
+    check_float(ctx, options, "scale", strict=True)
+    overrides = options["prompts"]
+    if overrides is not None and (
+        not isinstance(overrides, dict)
+        or any(not isinstance(v, (list, tuple)) or len(v) != 2 or not all(isinstance(s, str) for s in v)
+               for v in overrides.values())
+    ):
+        raise option_error(ctx, "prompts", "null or a mapping attribute name -> [positive, negative] sentences",
+                           overrides)
+    names = list(ctx.data.attribute_names or [])
+    if overrides:
+        unknown = sorted(set(overrides) - set(names))
+        if unknown:
+            raise option_error(ctx, "prompts", f"attribute names of the dataset ({', '.join(names)})", unknown[0])
+    metric = _metric_options(ctx)
+    require_text(ctx)
+    test = ctx.data.test_records
+    require_records(ctx, test, "test")
+    y_test = attribute_labels(ctx, test, "test")
+    pairs = attribute_prompts(names, overrides)
+    clock = Stopwatch()
+    sentences = [p for p, _ in pairs] + [n for _, n in pairs]
+    text = l2_normalize(ctx.features.text_features(sentences, task=ctx.task.name)).double()
+    image = l2_normalize(ctx.features.image_features(test)).double()
+    cos = image @ text.t()
+    positive, negative = cos[:, :len(names)], cos[:, len(names):]
+    probs = torch.sigmoid(options["scale"] * (positive - negative)).numpy()
+    details = {"prompts": [{"name": n, "positive": p, "negative": q} for n, (p, q) in zip(names, pairs, strict=True)]}
+    return _output(ctx, np.asarray(probs), y_test, metric, options, details, None, clock, zero_shot=True)

@@ -1,0 +1,274 @@
+"""Image ReID protocols: zero-shot retrieval with frozen features and a BoT-style fine-tune.
+
+Shared evaluation: query vs gallery with :func:`plipbench.metrics.evaluate_reid` (Market-1501 protocol:
+same-id same-camera gallery items removed, queries without a positive skipped) under the task's
+``metric_options`` (``metric``, ``ap``, ``max_rank``). Scores ``R@1``, ``R@5``, ``R@10`` (CMC at ranks
+1, 5, 10, those not above ``max_rank``), ``mAP``, ``mINP``; ``per_query`` holds ``AP``, ``INP``,
+``first_hit_rank`` (-1 for skipped queries) and ``valid`` (the queries that count), so that
+``AP[valid].mean() == mAP`` under ``ap="noninterp"``.
+
+Options shared by both protocols: ``flip`` (default false: the feature of an image is the average of
+its feature and its mirror image's feature, un-normalised, as fast-reid's flip test) and ``rerank``
+(default null, else ``{k1, k2, lambda_value}`` for k-reciprocal re-ranking, Zhong et al. 2017).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from plipbench.evaluation.protocols._training import (
+    Stopwatch,
+    check_bool,
+    check_float,
+    check_int,
+    option_error,
+    pk_sampler,
+    relabel,
+    require_records,
+    resolve_metric_options,
+    resolve_options,
+    seeded,
+    training_copy,
+    training_loader,
+    warmup_scheduler,
+)
+from plipbench.evaluation.protocols.base import ProtocolContext, ProtocolOutput
+from plipbench.models.backbone import Backbone
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+IMAGE_METRIC_DEFAULTS: dict[str, Any] = {"metric": "cosine", "ap": "noninterp", "max_rank": 50}
+CMC_RANKS = (1, 5, 10)
+
+IMAGE_ZERO_SHOT_DEFAULTS: dict[str, Any] = {"flip": False, "rerank": None}
+
+IMAGE_FINE_TUNE_DEFAULTS: dict[str, Any] = {
+    "epochs": 1,
+    "lr": 3.5e-4,
+    "weight_decay": 5e-4,
+    "identities_per_batch": 8,
+    "images_per_identity": 4,
+    "margin": 0.3,
+    "label_smoothing": 0.1,
+    "warmup_steps": 0,
+    "max_steps": None,
+    "flip_probability": 0.5,
+    "num_workers": 0,
+    "flip": False,
+    "rerank": None,
+}
+
+
+def _check_eval_options(ctx: ProtocolContext, options: dict[str, Any]) -> None:
+    check_bool(ctx, options, "flip")
+    rerank = options["rerank"]
+    if rerank is not None and (not isinstance(rerank, dict) or set(rerank) - {"k1", "k2", "lambda_value"}):
+        raise option_error(ctx, "rerank", "null or a mapping with keys k1, k2, lambda_value", rerank)
+
+
+def _features(ctx: ProtocolContext, records: list, encode: Any, flip: bool) -> torch.Tensor:
+    features = encode(records, flip=False)
+    if flip:
+        features = (features + encode(records, flip=True)) / 2
+    return features
+
+
+def evaluate_image_retrieval(ctx: ProtocolContext, query: torch.Tensor, gallery: torch.Tensor,
+                             rerank: dict | None) -> tuple[dict[str, float], dict[str, Any], dict[str, Any],
+                                                           dict[str, Any]]:
+    """``(scores, per_query, details, metric_protocol)`` of query vs gallery under the task's metric options."""
+    from plipbench.metrics import evaluate_reid
+
+    metric = resolve_metric_options(ctx, IMAGE_METRIC_DEFAULTS)
+    q, g = ctx.data.query_records, ctx.data.gallery_records
+    result = evaluate_reid(
+        query_features=query, gallery_features=gallery, metric=metric["metric"], ap=metric["ap"],
+        max_rank=metric["max_rank"], q_pids=[r.pid for r in q], g_pids=[r.pid for r in g],
+        q_camids=[r.camid for r in q], g_camids=[r.camid for r in g], rerank=rerank, return_per_query=True,
+    )  # fmt: skip
+    cmc = result["cmc"]
+    scores = {f"R@{k}": float(cmc[k - 1]) for k in CMC_RANKS if k <= len(cmc)}
+    scores.update(mAP=result["mAP"], mINP=result["mINP"])
+    per_query = {name: result["per_query"][name] for name in ("AP", "INP", "first_hit_rank", "valid")}
+    details = {"num_queries": result["num_queries"], "num_valid_queries": result["num_valid_queries"],
+               "num_gallery": len(g)}
+    return scores, per_query, details, result["protocol"]
+
+
+def _require_eval_records(ctx: ProtocolContext) -> None:
+    require_records(ctx, ctx.data.query_records, "query")
+    require_records(ctx, ctx.data.gallery_records, "gallery")
+
+
+# -- zero-shot ------------------------------------------------------------------------------------
+def zero_shot(ctx: ProtocolContext) -> ProtocolOutput:
+    """Image-to-image retrieval with the frozen pre-trained image encoder (PLIP's "zero-shot" image ReID).
+
+    Features of query and gallery images from the feature store (backbone transform; with ``flip`` the
+    average of the image's and its mirror's features); distances and ranking per the task's metric
+    options; optional k-reciprocal ``rerank``. No training, no model selection.
+    """
+    options = resolve_options(ctx, IMAGE_ZERO_SHOT_DEFAULTS)
+    _check_eval_options(ctx, options)
+    resolve_metric_options(ctx, IMAGE_METRIC_DEFAULTS)
+    _require_eval_records(ctx)
+    clock = Stopwatch()
+    query = _features(ctx, ctx.data.query_records, ctx.features.image_features, options["flip"])
+    gallery = _features(ctx, ctx.data.gallery_records, ctx.features.image_features, options["flip"])
+    with clock("metric_s"):
+        scores, per_query, details, protocol = evaluate_image_retrieval(ctx, query, gallery, options["rerank"])
+    return ProtocolOutput(scores=scores, per_query=per_query, details=details, metric_protocol=protocol,
+                          options=options, selection_split=None, timings=clock.timings, zero_shot=True)
+
+
+# -- fine-tune ------------------------------------------------------------------------------------
+class BNNeckBackbone(Backbone):
+    """A backbone whose image embedding is the BNNeck output ``bn(encoder(x))`` (BoT test feature)."""
+
+    def __init__(self, encoder: Backbone, neck: Any) -> None:
+        import torch
+
+        self.encoder, self.neck = encoder, neck
+        self.module = torch.nn.ModuleDict({"encoder": encoder.module, "neck": neck})
+        self.metadata = encoder.metadata.model_copy(update={"modalities": ("image",)})
+        self.image_transform = encoder.image_transform
+        self._fingerprint = None
+
+    def _encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        return self.neck(self.encoder._encode_image(images).float())
+
+
+def batch_hard_triplet_loss(features: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
+    """Batch-hard triplet loss (Hermans et al. 2017) on euclidean distances, as in BoT.
+
+    For every anchor: the farthest same-id sample and the closest other-id sample;
+    ``mean(relu(d_pos - d_neg + margin))`` over anchors that have a negative (0 when none has one).
+    """
+    import torch
+
+    features = features.float()
+    squared = features.pow(2).sum(1)
+    dist = (squared[:, None] + squared[None, :] - 2 * features @ features.t()).clamp_min(1e-12).sqrt()
+    same = labels[:, None] == labels[None, :]
+    hardest_pos = dist.masked_fill(~same, float("-inf")).max(1).values
+    hardest_neg = dist.masked_fill(same, float("inf")).min(1).values
+    has_neg = (~same).any(1)
+    if not bool(has_neg.any()):
+        return features.sum() * 0.0
+    return torch.relu(hardest_pos[has_neg] - hardest_neg[has_neg] + margin).mean()
+
+
+def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
+    """BoT-style fine-tuning (Luo et al. 2019, "Bag of Tricks and a Strong Baseline") of the image encoder.
+
+    Choices:
+
+    - A deep copy of the backbone's image encoder (``ctx.backbone`` is never modified) + BNNeck
+      (``BatchNorm1d(D)`` whose bias is fixed at 0, BoT's "no bias shift") + a bias-free linear classifier
+      over the training identities (init N(0, 0.001)), all seeded.
+    - Loss: cross-entropy with label smoothing ``label_smoothing`` (0.1) on the classifier logits of the
+      post-BN feature + batch-hard triplet loss (``margin`` 0.3, euclidean) on the pre-BN feature.
+    - P x K batches (``identities_per_batch`` x ``images_per_identity``; P is lowered when a few-shot
+      subset has too few identities, see ``details``), horizontal flip with ``flip_probability``.
+    - AdamW (``lr``, ``weight_decay``; BoT uses Adam 3.5e-4), optional linear warm-up over
+      ``warmup_steps``, ``epochs``, ``max_steps`` caps the total. For large pre-trained ViTs a smaller
+      ``lr`` (e.g. 1e-5) is advisable.
+    - Selection: ReID datasets have no val split, so the last epoch is kept (``selection_split`` None);
+      nothing of the target is used for training or selection (domain generalization: the train records
+      are the source's).
+    - Test features: the post-BN feature (BoT's ``neck_feat="after"``, eval-mode running statistics),
+      from the fine-tuned copy (uncached), optionally with ``flip``; then evaluated as :func:`zero_shot`.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from plipbench.evaluation.protocols._training import TrainingImages
+    from plipbench.models.backbone import build_torchvision_transform
+
+    options = resolve_options(ctx, IMAGE_FINE_TUNE_DEFAULTS)
+    check_int(ctx, options, "epochs")
+    check_float(ctx, options, "lr", strict=True)
+    check_float(ctx, options, "weight_decay")
+    check_int(ctx, options, "identities_per_batch")
+    check_int(ctx, options, "images_per_identity")
+    check_float(ctx, options, "margin")
+    check_float(ctx, options, "label_smoothing")
+    if options["label_smoothing"] >= 1:
+        raise option_error(ctx, "label_smoothing", "a number in [0, 1)", options["label_smoothing"])
+    check_int(ctx, options, "warmup_steps", minimum=0)
+    check_int(ctx, options, "max_steps", allow_none=True)
+    check_float(ctx, options, "flip_probability")
+    if options["flip_probability"] > 1:
+        raise option_error(ctx, "flip_probability", "a number in [0, 1]", options["flip_probability"])
+    check_int(ctx, options, "num_workers", minimum=0)
+    _check_eval_options(ctx, options)
+    resolve_metric_options(ctx, IMAGE_METRIC_DEFAULTS)
+    _require_eval_records(ctx)
+    train = ctx.data.train_records
+    require_records(ctx, train, "train")
+    clock = Stopwatch()
+    device = ctx.device
+
+    labels, num_classes = relabel([r.pid for r in train])
+    encoder = training_copy(ctx.backbone, device)
+    dim = encoder.embedding_dim
+    with seeded(ctx.seed, device):
+        neck = torch.nn.BatchNorm1d(dim).to(device)
+        classifier = torch.nn.Linear(dim, num_classes, bias=False).to(device)
+        torch.nn.init.normal_(classifier.weight, std=0.001)
+    neck.bias.requires_grad_(False)
+    model = BNNeckBackbone(encoder, neck)
+    dataset = TrainingImages(train, build_torchvision_transform(encoder.image_transform), labels,
+                             flip_probability=options["flip_probability"], seed=ctx.seed)
+    sampler, p_eff = pk_sampler([r.pid for r in train], options["identities_per_batch"],
+                                options["images_per_identity"], ctx.seed)
+    loader = training_loader(dataset, sampler, options["num_workers"])
+    params = [p for p in model.module.parameters() if p.requires_grad] + list(classifier.parameters())
+    optimizer = torch.optim.AdamW(params, lr=options["lr"], weight_decay=options["weight_decay"])
+    scheduler = warmup_scheduler(optimizer, options["warmup_steps"])
+
+    losses: list[dict[str, float]] = []
+    steps_done, epochs_done = 0, 0
+    max_steps = options["max_steps"]
+    with clock("train_s"):
+        for epoch in range(options["epochs"]):
+            if max_steps is not None and steps_done >= max_steps:
+                break
+            sampler.set_epoch(epoch)
+            dataset.set_epoch(epoch)
+            model.module.train()
+            classifier.train()
+            sums, steps = {"id": 0.0, "triplet": 0.0}, 0
+            for images, _, batch_labels in loader:
+                images, batch_labels = images.to(device), batch_labels.to(device)
+                feature = encoder._encode_image(images).float()
+                logits = classifier(neck(feature))
+                id_loss = F.cross_entropy(logits, batch_labels, label_smoothing=options["label_smoothing"])
+                triplet = batch_hard_triplet_loss(feature, batch_labels, options["margin"])
+                loss = id_loss + triplet
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                sums["id"] += id_loss.item()
+                sums["triplet"] += triplet.item()
+                steps, steps_done = steps + 1, steps_done + 1
+                if max_steps is not None and steps_done >= max_steps:
+                    break
+            epochs_done += 1
+            losses.append({k: round(v / max(steps, 1), 6) for k, v in sums.items()})
+    model.module.eval()
+    with clock("test_features_s"):
+        encode = lambda records, flip: ctx.features.encode_images_with(model, records, flip=flip).cpu()  # noqa: E731
+        query = _features(ctx, ctx.data.query_records, encode, options["flip"])
+        gallery = _features(ctx, ctx.data.gallery_records, encode, options["flip"])
+    with clock("metric_s"):
+        scores, per_query, details, protocol = evaluate_image_retrieval(ctx, query, gallery, options["rerank"])
+    details.update(
+        selection="last-epoch", selected_epoch=epochs_done, train_loss=losses, steps=steps_done,
+        num_train_images=len(train), num_train_identities=num_classes, effective_identities_per_batch=p_eff,
+        sampler=sampler.describe(), test_features="post-BNNeck feature of the fine-tuned copy",
+    )  # fmt: skip
+    return ProtocolOutput(scores=scores, per_query=per_query, details=details, metric_protocol=protocol,
+                          options=options, selection_split=None, timings=clock.timings, zero_shot=False)

@@ -1,0 +1,459 @@
+"""Text-based person ReID protocols: zero-shot, linear probe (PLIP Tab. 2) and CMPM/C fine-tuning.
+
+Shared evaluation (every protocol): the gallery is every test-split image once, the queries are every
+caption of every test image (query id = the image's id), ranked by cosine similarity with
+:func:`plipbench.metrics.evaluate_retrieval` (IRRA protocol: no camera filtering, all queries count).
+Scores ``R@k`` (for the task's ``metric_options.ks``), ``mAP``, ``mINP``; ``per_query`` holds ``AP``,
+``INP`` and ``first_hit_rank`` of the text-to-image queries. Model selection (linear probe,
+fine-tune) uses the val split of the training (source) dataset, never a test split; without one the
+last epoch is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from plipbench.errors import DataError
+from plipbench.evaluation.protocols._training import (
+    Stopwatch,
+    caption_pairs,
+    check_choice,
+    check_float,
+    check_int,
+    l2_normalize,
+    option_error,
+    pk_sampler,
+    relabel,
+    require_records,
+    require_text,
+    resolve_metric_options,
+    resolve_options,
+    seeded,
+    state_copy,
+    training_copy,
+    training_loader,
+    warmup_scheduler,
+)
+from plipbench.evaluation.protocols.base import ProtocolContext, ProtocolOutput
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from plipbench.data.records import PersonRecord
+    from plipbench.models.backbone import Backbone
+
+TEXT_METRIC_DEFAULTS: dict[str, Any] = {"ks": [1, 5, 10]}
+DIRECTIONS = ("t2i", "i2t")
+
+TEXT_ZERO_SHOT_DEFAULTS: dict[str, Any] = {"directions": ["t2i"]}
+
+TEXT_LINEAR_PROBE_DEFAULTS: dict[str, Any] = {
+    "epochs": 10,
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "identities_per_batch": 16,
+    "images_per_identity": 4,
+    "init": "identity",
+    "input_scale": 10.0,
+    "directions": ["t2i"],
+}
+
+TEXT_FINE_TUNE_DEFAULTS: dict[str, Any] = {
+    "epochs": 1,
+    "lr": 1e-4,
+    "classifier_lr_factor": 10.0,
+    "weight_decay": 0.02,
+    "identities_per_batch": 16,
+    "images_per_identity": 2,
+    "loss": "cmpm+cmpc",
+    "warmup_steps": 0,
+    "max_steps": None,
+    "flip_probability": 0.5,
+    "num_workers": 0,
+    "directions": ["t2i"],
+}
+
+
+# -- shared ------------------------------------------------------------------------------------
+def _metric_options(ctx: ProtocolContext) -> dict[str, Any]:
+    from plipbench.errors import ConfigError
+
+    metric = resolve_metric_options(ctx, TEXT_METRIC_DEFAULTS)
+    ks = metric["ks"]
+    if isinstance(ks, int) and not isinstance(ks, bool):
+        ks = [ks]
+    if not isinstance(ks, list) or not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
+        raise ConfigError(f"task {ctx.task.name}: metric option 'ks' expects a list of positive integers, got {ks!r}")
+    metric["ks"] = list(ks)
+    return metric
+
+
+def _check_directions(ctx: ProtocolContext, options: dict[str, Any]) -> None:
+    value = options["directions"]
+    if (not isinstance(value, list) or not value or any(d not in DIRECTIONS for d in value)
+            or len(set(value)) != len(value) or "t2i" not in value):
+        raise option_error(ctx, "directions", "a list holding 't2i' and optionally 'i2t'", value)
+
+
+def _test_captions(ctx: ProtocolContext) -> tuple[list[PersonRecord], list[str], list[int]]:
+    records = ctx.data.test_records
+    require_records(ctx, records, "test")
+    captions, _, pids = caption_pairs(records)
+    if not captions:
+        raise DataError(None, f"task {ctx.task.name}: the test split has no captions to use as queries")
+    return records, captions, pids
+
+
+def evaluate_text_retrieval(
+    image_features: torch.Tensor,
+    text_features: torch.Tensor,
+    image_pids: Sequence[int],
+    text_pids: Sequence[int],
+    *,
+    ks: Sequence[int],
+    directions: Sequence[str] = ("t2i",),
+) -> tuple[dict[str, float], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """``(scores, per_query, details, metric_protocol)`` of text-to-image (and image-to-text) retrieval.
+
+    Image-to-text scores are prefixed ``i2t_``; their per-query arrays are not returned (they have a
+    different length: one row per gallery image).
+    """
+    from plipbench.metrics import evaluate_retrieval
+
+    result = evaluate_retrieval(query_features=text_features, gallery_features=image_features, q_pids=text_pids,
+                                g_pids=image_pids, ks=ks, return_per_query=True)
+    scores = {f"R@{k}": result[f"R@{k}"] for k in ks}
+    scores.update(mAP=result["mAP"], mINP=result["mINP"])
+    per_query = {name: result["per_query"][name] for name in ("AP", "INP", "first_hit_rank")}
+    details: dict[str, Any] = {
+        "num_queries": result["num_queries"],
+        "num_gallery": int(len(image_pids)),
+        "num_queries_without_match": result["num_queries_without_match"],
+        "directions": list(directions),
+    }
+    if "i2t" in directions:
+        back = evaluate_retrieval(query_features=image_features, gallery_features=text_features,
+                                  q_pids=image_pids, g_pids=text_pids, ks=ks)
+        scores.update({f"i2t_R@{k}": back[f"R@{k}"] for k in ks})
+        scores.update(i2t_mAP=back["mAP"], i2t_mINP=back["mINP"])
+        details["i2t_num_queries_without_match"] = back["num_queries_without_match"]
+    return scores, per_query, details, result["protocol"]
+
+
+def _val_r1(image_features: torch.Tensor, text_features: torch.Tensor, image_pids: list[int],
+            text_pids: list[int]) -> float:
+    from plipbench.metrics import evaluate_retrieval
+
+    return float(evaluate_retrieval(query_features=text_features, gallery_features=image_features,
+                                    q_pids=text_pids, g_pids=image_pids, ks=(1,))["R@1"])
+
+
+def _usable_val(records: list[PersonRecord]) -> bool:
+    return bool(records) and any(r.captions for r in records)
+
+
+# -- zero-shot ------------------------------------------------------------------------------------
+def zero_shot(ctx: ProtocolContext) -> ProtocolOutput:
+    """Text-to-image retrieval with the frozen pre-trained encoders, no training (PLIP Tab. 2 "zero-shot").
+
+    Gallery: every test-split image once (features from the feature store: the backbone's transform,
+    no flip). Queries: every caption of every test image. Similarity: cosine. Option ``directions``
+    (default ``["t2i"]``): add ``"i2t"`` for image-to-text scores too (``i2t_R@k``, ``i2t_mAP``,
+    ``i2t_mINP``; queries = test images, gallery = test captions).
+    """
+    options = resolve_options(ctx, TEXT_ZERO_SHOT_DEFAULTS)
+    _check_directions(ctx, options)
+    metric = _metric_options(ctx)
+    require_text(ctx)
+    records, captions, text_pids = _test_captions(ctx)
+    clock = Stopwatch()
+    text_features = ctx.features.text_features(captions, task=ctx.task.name)
+    image_features = ctx.features.image_features(records)
+    with clock("metric_s"):
+        scores, per_query, details, protocol = evaluate_text_retrieval(
+            image_features, text_features, [r.pid for r in records], text_pids, ks=metric["ks"],
+            directions=options["directions"])
+    return ProtocolOutput(scores=scores, per_query=per_query, details=details, metric_protocol=protocol,
+                          options=options, selection_split=None, timings=clock.timings, zero_shot=True)
+
+
+# -- linear probe ---------------------------------------------------------------------------------
+def linear_probe(ctx: ProtocolContext) -> ProtocolOutput:
+    """Frozen encoders + one trainable linear layer per modality, trained with CMPM (PLIP Tab. 2 "linear probe").
+
+    Choices:
+
+    - Inputs: the frozen features (feature store, no flip) are L2-normalised and multiplied by
+      ``input_scale`` (default 10), so the probe does not depend on each backbone's feature norm. CMPM's
+      logits are ``|image embedding| x cosine``: the scale acts as an initial inverse temperature that
+      the layer can then learn to change.
+    - Layers: ``nn.Linear(D, D)`` for images and one for texts. ``init="identity"`` (default: weight =
+      identity, bias = 0, so training starts from the zero-shot solution) or ``"random"`` (PyTorch's
+      default init, seeded).
+    - Training pairs: every (train image, one of its captions); P x K batches over identities
+      (:class:`IdentityBatchSampler`, P = ``identities_per_batch``, K = ``images_per_identity`` pairs per
+      identity); :func:`identity_contrastive_loss` (CMPM, both directions); Adam, ``lr``,
+      ``weight_decay``, ``epochs``.
+    - Selection: after each epoch, R@1 (text-to-image) on the val split of the training dataset through
+      the current layers; the best epoch is kept (earliest on ties). Without a usable val split (none,
+      or no captions) the last epoch is kept (``selection_split`` None, ``details["selection"]``
+      ``"last-epoch"``). The test split is never looked at before the final evaluation.
+    """
+    import torch
+
+    from plipbench.pretrain.contrastive import identity_contrastive_loss
+
+    options = resolve_options(ctx, TEXT_LINEAR_PROBE_DEFAULTS)
+    check_int(ctx, options, "epochs")
+    check_float(ctx, options, "lr", strict=True)
+    check_float(ctx, options, "weight_decay")
+    check_int(ctx, options, "identities_per_batch")
+    check_int(ctx, options, "images_per_identity")
+    check_choice(ctx, options, "init", ("identity", "random"))
+    check_float(ctx, options, "input_scale", strict=True)
+    _check_directions(ctx, options)
+    metric = _metric_options(ctx)
+    require_text(ctx)
+    require_records(ctx, ctx.data.train_records, "train")
+    test_records, test_captions, test_text_pids = _test_captions(ctx)
+    clock = Stopwatch()
+    device = ctx.device
+
+    train = ctx.data.train_records
+    train_captions, owners, pair_pids = caption_pairs(train)
+    if not train_captions:
+        raise DataError(None, f"task {ctx.task.name}: the train split has no captions to train the probe")
+    scale = options["input_scale"]
+
+    def prepare(features: torch.Tensor) -> torch.Tensor:
+        return (l2_normalize(features) * scale).to(device)
+
+    train_images = prepare(ctx.features.image_features(train))
+    train_texts = prepare(ctx.features.text_features(train_captions, task=ctx.task.name))
+    val = ctx.data.val_records if _usable_val(ctx.data.val_records) else []
+    if val:
+        val_captions, _, val_text_pids = caption_pairs(val)
+        val_images = prepare(ctx.features.image_features(val))
+        val_texts = prepare(ctx.features.text_features(val_captions, task=ctx.task.name))
+        val_image_pids = [r.pid for r in val]
+
+    dim = train_images.shape[1]
+    with seeded(ctx.seed, device):
+        image_layer = torch.nn.Linear(dim, dim).to(device)
+        text_layer = torch.nn.Linear(dim, dim).to(device)
+    if options["init"] == "identity":
+        with torch.no_grad():
+            for layer in (image_layer, text_layer):
+                layer.weight.copy_(torch.eye(dim, device=device))
+                layer.bias.zero_()
+    layers = torch.nn.ModuleDict({"image": image_layer, "text": text_layer})
+    optimizer = torch.optim.Adam(layers.parameters(), lr=options["lr"], weight_decay=options["weight_decay"])
+    sampler, p_eff = pk_sampler(pair_pids, options["identities_per_batch"], options["images_per_identity"], ctx.seed)
+    owner_index = torch.tensor(owners, device=device)
+    pid_tensor = torch.tensor(pair_pids, device=device)
+
+    losses: list[float] = []
+    val_curve: list[float] = []
+    best: tuple[float, int, dict[str, Any]] | None = None
+    with clock("train_s"):
+        for epoch in range(options["epochs"]):
+            sampler.set_epoch(epoch)
+            layers.train()
+            total, steps = 0.0, 0
+            for batch in sampler:
+                index = torch.tensor(batch, device=device)
+                loss = identity_contrastive_loss(image_layer(train_images[owner_index[index]]),
+                                                 text_layer(train_texts[index]), pid_tensor[index])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total, steps = total + loss.item(), steps + 1
+            losses.append(total / max(steps, 1))
+            if val:
+                layers.eval()
+                with torch.no_grad():
+                    r1 = _val_r1(image_layer(val_images).cpu(), text_layer(val_texts).cpu(), val_image_pids,
+                                 val_text_pids)
+                val_curve.append(r1)
+                if best is None or r1 > best[0]:
+                    best = (r1, epoch, state_copy(layers))
+    if best is not None:
+        layers.load_state_dict(best[2])
+    layers.eval()
+    with torch.no_grad():
+        test_images = image_layer(prepare(ctx.features.image_features(test_records))).cpu()
+        test_texts = text_layer(prepare(ctx.features.text_features(test_captions, task=ctx.task.name))).cpu()
+    with clock("metric_s"):
+        scores, per_query, details, protocol = evaluate_text_retrieval(
+            test_images, test_texts, [r.pid for r in test_records], test_text_pids, ks=metric["ks"],
+            directions=options["directions"])
+    details.update(
+        selection="best val R@1" if best is not None else "last-epoch",
+        selected_epoch=(best[1] if best is not None else options["epochs"] - 1) + 1,
+        train_loss=[round(x, 6) for x in losses],
+        val_R1=[round(x, 6) for x in val_curve],
+        num_train_pairs=len(train_captions),
+        num_train_identities=len(set(pair_pids)),
+        effective_identities_per_batch=p_eff,
+        sampler=sampler.describe(),
+    )
+    return ProtocolOutput(scores=scores, per_query=per_query, details=details, metric_protocol=protocol,
+                          options=options, selection_split="val" if best is not None else None,
+                          timings=clock.timings, zero_shot=False)
+
+
+# -- fine-tune ------------------------------------------------------------------------------------
+def cmpc_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, labels: torch.Tensor,
+              weight: torch.Tensor) -> torch.Tensor:
+    """CMPC (Zhang & Lu 2018): classify each modality's projection onto the other with a column-normalised W.
+
+    ``image_proj = <image, text_unit> text_unit``, ``text_proj = <text, image_unit> image_unit``;
+    logits = ``proj @ (W / |W|_col)``; cross-entropy of both, summed.
+    """
+    import torch.nn.functional as F
+
+    image_emb, text_emb = image_emb.float(), text_emb.float()
+    w = weight / weight.norm(dim=0, keepdim=True).clamp_min(1e-12)
+    image_unit, text_unit = F.normalize(image_emb, dim=1), F.normalize(text_emb, dim=1)
+    image_proj = (image_emb * text_unit).sum(1, keepdim=True) * text_unit
+    text_proj = (text_emb * image_unit).sum(1, keepdim=True) * image_unit
+    return F.cross_entropy(image_proj @ w, labels) + F.cross_entropy(text_proj @ w, labels)
+
+
+def _encode_with(ctx: ProtocolContext, model: Backbone, records: list[PersonRecord],
+                 captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    images = ctx.features.encode_images_with(model, records)
+    texts = model.encode_texts(captions, batch_size=128, task=ctx.task.name).cpu()
+    return images.cpu(), texts
+
+
+def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
+    """Fine-tune both encoders with CMPM + CMPC (the PLIP CMPM/C downstream, plip-paper-and-code.md 5.5).
+
+    Choices:
+
+    - A deep copy of the backbone is trained (``ctx.backbone`` is never modified), module in train mode,
+      through the differentiable ``_encode_image`` / ``_encode_text``.
+    - Samples: each train image once per epoch with one of its captions drawn at random (seeded by
+      seed, epoch and index) and a horizontal flip with ``flip_probability``. (CMPM/C's "depart" files
+      use every caption as its own sample, i.e. about two passes over the images per epoch on CUHK-PEDES;
+      one pass keeps the default cost low.) P x K batches over identities.
+    - Loss (``loss``): ``"cmpm+cmpc"`` (default) = :func:`identity_contrastive_loss` + :func:`cmpc_loss`
+      with a learnable W (D x number of training identities, Xavier init, seeded), or ``"cmpm"``.
+    - AdamW: encoder ``lr``, the CMPC classifier ``lr * classifier_lr_factor`` (x10 as in CMPM/C),
+      ``weight_decay``; optional linear warm-up over ``warmup_steps``; ``max_steps`` caps the total.
+      (CMPM/C uses Adan, 30 epochs, warm-up 5 epochs: too costly for a default.)
+    - Selection: R@1 on the val split of the training dataset after each epoch, best epoch kept;
+      without val the last epoch (``selection_split`` None). Never the test split.
+    - Test features: the fine-tuned copy's image features (``FeatureStore.encode_images_with``,
+      uncached, no flip) and its text features; evaluated as in :func:`zero_shot`.
+    """
+    import torch
+
+    from plipbench.models.backbone import build_torchvision_transform
+    from plipbench.pretrain.contrastive import identity_contrastive_loss
+
+    options = resolve_options(ctx, TEXT_FINE_TUNE_DEFAULTS)
+    check_int(ctx, options, "epochs")
+    check_float(ctx, options, "lr", strict=True)
+    check_float(ctx, options, "classifier_lr_factor", strict=True)
+    check_float(ctx, options, "weight_decay")
+    check_int(ctx, options, "identities_per_batch")
+    check_int(ctx, options, "images_per_identity")
+    check_choice(ctx, options, "loss", ("cmpm+cmpc", "cmpm"))
+    check_int(ctx, options, "warmup_steps", minimum=0)
+    check_int(ctx, options, "max_steps", allow_none=True)
+    check_float(ctx, options, "flip_probability")
+    if options["flip_probability"] > 1:
+        raise option_error(ctx, "flip_probability", "a number in [0, 1]", options["flip_probability"])
+    check_int(ctx, options, "num_workers", minimum=0)
+    _check_directions(ctx, options)
+    metric = _metric_options(ctx)
+    require_text(ctx)
+    train = [r for r in ctx.data.train_records if r.captions]
+    if not train:
+        raise DataError(None, f"task {ctx.task.name}: the train split has no captioned images to fine-tune on")
+    test_records, test_captions, test_text_pids = _test_captions(ctx)
+    val = ctx.data.val_records if _usable_val(ctx.data.val_records) else []
+    clock = Stopwatch()
+    device = ctx.device
+
+    from plipbench.evaluation.protocols._training import TrainingImages
+
+    labels, num_classes = relabel([r.pid for r in train])
+    model = training_copy(ctx.backbone, device)
+    dataset = TrainingImages(train, build_torchvision_transform(model.image_transform), labels,
+                             flip_probability=options["flip_probability"], seed=ctx.seed)
+    sampler, p_eff = pk_sampler([r.pid for r in train], options["identities_per_batch"],
+                                options["images_per_identity"], ctx.seed)
+    loader = training_loader(dataset, sampler, options["num_workers"])
+    with seeded(ctx.seed, device):
+        classifier = torch.nn.Parameter(torch.empty(model.embedding_dim, num_classes, device=device))
+        torch.nn.init.xavier_uniform_(classifier)
+    groups = [{"params": [p for p in model.module.parameters() if p.requires_grad], "lr": options["lr"]}]
+    use_cmpc = options["loss"] == "cmpm+cmpc"
+    if use_cmpc:
+        groups.append({"params": [classifier], "lr": options["lr"] * options["classifier_lr_factor"]})
+    optimizer = torch.optim.AdamW(groups, lr=options["lr"], weight_decay=options["weight_decay"])
+    scheduler = warmup_scheduler(optimizer, options["warmup_steps"])
+
+    losses: list[float] = []
+    val_curve: list[float] = []
+    best: tuple[float, int, dict[str, Any]] | None = None
+    steps_done, last_epoch = 0, -1
+    max_steps = options["max_steps"]
+    with clock("train_s"):
+        for epoch in range(options["epochs"]):
+            if max_steps is not None and steps_done >= max_steps:
+                break
+            last_epoch = epoch
+            sampler.set_epoch(epoch)
+            dataset.set_epoch(epoch)
+            model.module.train()
+            total, steps = 0.0, 0
+            for images, captions, batch_labels in loader:
+                images, batch_labels = images.to(device), batch_labels.to(device)
+                image_emb = model._encode_image(images)
+                text_emb = model._encode_text(captions)
+                loss = identity_contrastive_loss(image_emb, text_emb, batch_labels)
+                if use_cmpc:
+                    loss = loss + cmpc_loss(image_emb, text_emb, batch_labels, classifier)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                total, steps, steps_done = total + loss.item(), steps + 1, steps_done + 1
+                if max_steps is not None and steps_done >= max_steps:
+                    break
+            losses.append(total / max(steps, 1))
+            if val:
+                val_captions, _, val_text_pids = caption_pairs(val)
+                val_images, val_texts = _encode_with(ctx, model, val, val_captions)
+                val_curve.append(_val_r1(val_images, val_texts, [r.pid for r in val], val_text_pids))
+                if best is None or val_curve[-1] > best[0]:
+                    best = (val_curve[-1], epoch, state_copy(model.module))
+    if best is not None:
+        model.module.load_state_dict(best[2])
+    model.module.eval()
+    with clock("test_features_s"):
+        test_images, test_texts = _encode_with(ctx, model, test_records, test_captions)
+    with clock("metric_s"):
+        scores, per_query, details, protocol = evaluate_text_retrieval(
+            test_images, test_texts, [r.pid for r in test_records], test_text_pids, ks=metric["ks"],
+            directions=options["directions"])
+    details.update(
+        selection="best val R@1" if best is not None else "last-epoch",
+        selected_epoch=(best[1] if best is not None else last_epoch) + 1,
+        train_loss=[round(x, 6) for x in losses],
+        val_R1=[round(x, 6) for x in val_curve],
+        steps=steps_done,
+        num_train_images=len(train),
+        num_train_identities=num_classes,
+        effective_identities_per_batch=p_eff,
+        sampler=sampler.describe(),
+        test_features="fine-tuned copy, no flip",
+    )
+    return ProtocolOutput(scores=scores, per_query=per_query, details=details, metric_protocol=protocol,
+                          options=options, selection_split="val" if best is not None else None,
+                          timings=clock.timings, zero_shot=False)
