@@ -25,3 +25,21 @@ class DataError(PlipbenchError):
 
 class ConfigError(PlipbenchError):
     """A configuration, spec or command-line value is invalid."""
+
+
+def validate_model(model: type, tree: object, source: str) -> object:
+    """``model.model_validate(tree)`` (pydantic), turning validation errors into one ConfigError
+    that names ``source`` and every offending key: ``unknown key 'a.b'`` or ``a.b: <problem> (got X)``."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(tree)  # type: ignore[attr-defined]
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+            if e["type"] == "extra_forbidden":
+                problems.append(f"unknown key {where!r}")
+            else:
+                problems.append(f"{where}: {e['msg']} (got {e.get('input')!r})")
+        raise ConfigError(f"{source}: " + "; ".join(problems)) from None

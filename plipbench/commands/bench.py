@@ -19,12 +19,11 @@ def bench(
 
     Example: [bold]plipbench bench[/bold]   CI: [bold]plipbench bench --check results/mini[/bold]
     """
-    from rich.console import Console
-
     from plipbench.bench import run_bench
     from plipbench.leaderboard import build_leaderboard
+    from plipbench.leaderboard.render_terminal import leaderboard_console
 
-    console = Console()
+    console = leaderboard_console()
     report = run_bench(suite, out=out, check=check, progress=progress)
     if check is None:
         from plipbench.evaluation.results import load_results

@@ -126,6 +126,6 @@ def _emit(text, out: Path | None) -> None:
         atomic_write_text(out, render_plain_text(text))
         typer.echo(f"wrote {out}", err=True)
         return
-    from rich.console import Console
+    from plipbench.leaderboard.render_terminal import leaderboard_console
 
-    Console().print(text)
+    leaderboard_console().print(text)

@@ -54,6 +54,16 @@ def _gather(part: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
+def _broadcast(obj: Any, world: int) -> Any:
+    if world == 1:
+        return obj
+    import torch.distributed as dist
+
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 class RecordImages:
     """``torch.utils.data.Dataset`` of preprocessed images of records (optionally flipped)."""
 
@@ -121,14 +131,16 @@ class FeatureStore:
         from plipbench.io import atomic_write_bytes
 
         path = self.cache_dir / f"{kind}-{key[:32]}.safetensors" if self.cache_dir is not None else None
-        if path is not None and path.is_file():
+        rank, world = _dist()
+        # rank 0 decides hit or miss for everyone: a miss runs collectives, so all ranks must agree
+        hit = _broadcast(path is not None and path.is_file(), world)
+        if hit:
             self.stats["hits"] += 1
-            return load_file(str(path))["features"]
+            return _broadcast(load_file(str(path))["features"] if rank == 0 else None, world)
         self.stats["misses"] += 1
         started = time.perf_counter()
         features = compute()
         self.stats["seconds"] += time.perf_counter() - started
-        rank, _ = _dist()
         if path is not None and rank == 0:
             import tempfile
 

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from plipbench.errors import ConfigError, DataError
+from plipbench.errors import ConfigError, DataError, validate_model
 
 TaskKind = Literal["text-reid", "image-reid", "attributes"]
 TaskFamily = Literal["text-reid", "image-reid", "attributes", "domain-generalization"]
@@ -223,14 +223,7 @@ def _load_yaml(path: Path) -> dict[str, Any]:
 
 
 def _validate(model: type[BaseModel], tree: dict[str, Any], path: Path) -> Any:
-    try:
-        return model.model_validate(tree)
-    except ValidationError as err:
-        problems = []
-        for e in err.errors():
-            where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-            problems.append(f"unknown key {where!r}" if e["type"] == "extra_forbidden" else f"{where}: {e['msg']}")
-        raise ConfigError(f"{path}: " + "; ".join(problems)) from None
+    return validate_model(model, tree, str(path))
 
 
 def load_task_file(path: str | Path) -> TaskSpec:

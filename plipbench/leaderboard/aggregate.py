@@ -123,7 +123,7 @@ class Leaderboard:
                          "result has no per-query data.")
         notes.append("Cost: params = provenance.backbone.parameter_count, img/s = provenance.timings."
                      "images_per_second (median over tasks), pre-train = provenance.backbone.pretraining_seconds "
-                     "(hours); blank when unknown.")
+                     "(s, min or h); blank when unknown.")
         if self.reference_beside is not None and len(self.reference_beside):
             notes.append(f"{REFERENCE_MARK} {REFERENCE_LABEL} (values as printed, table named in the row); "
                          "not ranked.")
@@ -160,7 +160,7 @@ class Leaderboard:
             rows.append([backbone, *[self.cell_text(backbone, c) for c in self.columns],
                          f"{self.average_rank[backbone]:.2f}", _format_params(costs["parameters"]),
                          _format_number(costs["images_per_second"], "{:.1f}"),
-                         _format_number(costs["pretraining_hours"], "{:.1f} h")])
+                         _format_duration(costs["pretraining_hours"])])
             kinds.append("result")
         if self.reference_beside is not None:
             for label, values in self.reference_beside.iterrows():
@@ -223,6 +223,20 @@ def _format_number(value: Any, template: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return template.format(float(value))
+
+
+def _format_duration(hours: Any) -> str:
+    """Pre-training time in the unit that keeps it readable: seconds, minutes or hours."""
+    import math
+
+    if hours is None or (isinstance(hours, float) and math.isnan(hours)):
+        return ""
+    seconds = float(hours) * 3600
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{float(hours):.1f} h"
 
 
 def _format_reference(value: Any) -> str:

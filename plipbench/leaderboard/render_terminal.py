@@ -49,3 +49,13 @@ class _Null:
 
     def flush(self) -> None:
         return None
+
+
+def leaderboard_console() -> Any:
+    """A console for leaderboards: the terminal's width when interactive, else 200 columns (a piped or
+    logged leaderboard would otherwise be squeezed into 80 columns and truncate every cell)."""
+    import sys
+
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=200)

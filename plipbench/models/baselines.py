@@ -17,9 +17,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from plipbench.errors import ConfigError, PlipbenchError
+from plipbench.errors import ConfigError, PlipbenchError, validate_model
 from plipbench.models.metadata import Modality
 from plipbench.models.weights import expand_path
 
@@ -110,16 +110,7 @@ def load_baseline(spec: str | Path) -> BaselineSpec:
         raise ConfigError(f"{path}: invalid YAML: {err}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    try:
-        return BaselineSpec.model_validate(data)
-    except ValidationError as err:
-        problems = []
-        for e in err.errors():
-            where = ".".join(str(x) for x in e["loc"])
-            problems.append(
-                f"unknown key {where!r}" if e["type"] == "extra_forbidden" else f"{where}: {e['msg']}"
-            )
-        raise ConfigError(f"{path}: " + "; ".join(problems)) from None
+    return validate_model(BaselineSpec, data, str(path))
 
 
 def list_baselines() -> list[tuple[BaselineSpec | None, Path, str | None]]:

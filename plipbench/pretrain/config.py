@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from plipbench.errors import ConfigError
+from plipbench.errors import ConfigError, validate_model
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "pretrain"
 
@@ -54,6 +54,15 @@ class ObjectiveWeights(_Strict):
         if not any((self.ivlc, self.tic, self.iap, self.clip)):
             raise ValueError("at least one objective weight must be > 0")
         return self
+
+
+class IvlcConfig(_Strict):
+    logits: Literal["cmpm", "cosine"] = Field(
+        "cmpm",
+        description="cmpm: unnormalised image embedding x normalised text (CMPM, the paper's stated form); "
+        "cosine: cosine similarity x a learned temperature (CLIP-style scale; does not saturate)",
+    )
+    init_temperature: float = Field(0.07, gt=0, description="initial temperature for logits=cosine")
 
 
 class TicConfig(_Strict):
@@ -106,6 +115,7 @@ class PretrainConfig(_Strict):
     model_overrides: dict[str, Any] = Field(default_factory=dict)
     data: DataConfig = Field(default_factory=DataConfig)
     objectives: ObjectiveWeights = Field(default_factory=ObjectiveWeights)
+    ivlc: IvlcConfig = Field(default_factory=IvlcConfig)
     tic: TicConfig = Field(default_factory=TicConfig)
     iap: IapConfig = Field(default_factory=IapConfig)
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
@@ -183,17 +193,7 @@ def load_config(name_or_path: str | Path, overrides: list[str] | None = None) ->
 
 
 def validate_config(tree: dict[str, Any], *, source: str = "config") -> PretrainConfig:
-    try:
-        return PretrainConfig.model_validate(tree)
-    except ValidationError as err:
-        problems = []
-        for e in err.errors():
-            where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-            if e["type"] == "extra_forbidden":
-                problems.append(f"unknown key {where!r}")
-            else:
-                problems.append(f"{where}: {e['msg']} (got {e.get('input')!r})")
-        raise ConfigError(f"{source}: " + "; ".join(problems)) from err
+    return validate_model(PretrainConfig, tree, source)
 
 
 def config_differences(a: PretrainConfig | dict[str, Any], b: PretrainConfig | dict[str, Any]) -> list[str]:

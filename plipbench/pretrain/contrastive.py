@@ -32,11 +32,16 @@ def _check_batch(image_emb: Tensor, text_emb: Tensor) -> None:
 
 
 def identity_contrastive_loss(
-    image_emb: Tensor, text_emb: Tensor, pids: Tensor, *, eps: float = 1e-8
+    image_emb: Tensor, text_emb: Tensor, pids: Tensor, *, eps: float = 1e-8, logit_scale: Tensor | None = None
 ) -> Tensor:
     """IVLC / CMPM loss for N image-text pairs whose identities are ``pids`` (shape (N,)).
 
     Pairs with the same pid are positives whether or not they are the same pair. Returns a scalar.
+
+    ``logit_scale=None`` is CMPM (unnormalised embedding against the normalised other one). With a
+    ``logit_scale`` (a learned temperature, as in CLIP) the logits are ``scale * cos(image, text)``
+    in both directions: the same identity-level KL objective, but the softmax cannot saturate when
+    the embedding norms grow (with CMPM a large image norm makes p one-hot and its gradient vanish).
     """
     _check_batch(image_emb, text_emb)
     if pids.shape != (image_emb.shape[0],):
@@ -47,8 +52,12 @@ def identity_contrastive_loss(
     true_dist = same / same.sum(dim=1, keepdim=True)
     log_true = torch.log(true_dist + eps)
 
-    image_to_text = image_emb @ F.normalize(text_emb, dim=1).t()
-    text_to_image = text_emb @ F.normalize(image_emb, dim=1).t()
+    if logit_scale is None:
+        image_to_text = image_emb @ F.normalize(text_emb, dim=1).t()
+        text_to_image = text_emb @ F.normalize(image_emb, dim=1).t()
+    else:
+        image_to_text = logit_scale * F.normalize(image_emb, dim=1) @ F.normalize(text_emb, dim=1).t()
+        text_to_image = image_to_text.t()
     loss = 0.0
     for logits in (image_to_text, text_to_image):
         log_pred = F.log_softmax(logits, dim=1)

@@ -37,6 +37,9 @@ class PlipPretrainer(nn.Module):
         self.tic: ColorizationDecoder | None = None
         self.iap: AttributePredictionHead | None = None
         self.logit_scale: LogitScale | None = None
+        self.ivlc_scale: LogitScale | None = None
+        if self.weights.ivlc > 0 and config.ivlc.logits == "cosine":
+            self.ivlc_scale = LogitScale(config.ivlc.init_temperature)
         if self.weights.tic > 0:
             self.tic = ColorizationDecoder(
                 model.visual.feature_dims, joint, neck_dim=config.tic.neck_dim,
@@ -62,7 +65,8 @@ class PlipPretrainer(nn.Module):
         text_emb, _ = self.model.text.forward_tokens(ids, mask)
         parts: dict[str, Tensor] = {}
         if w.ivlc > 0:
-            parts["ivlc"] = w.ivlc * identity_contrastive_loss(image_emb, text_emb, batch["pids"])
+            scale = self.ivlc_scale() if self.ivlc_scale is not None else None
+            parts["ivlc"] = w.ivlc * identity_contrastive_loss(image_emb, text_emb, batch["pids"], logit_scale=scale)
         if self.logit_scale is not None:
             parts["clip"] = w.clip * clip_contrastive_loss(image_emb, text_emb, self.logit_scale())
         if self.tic is not None:

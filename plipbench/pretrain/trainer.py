@@ -215,6 +215,10 @@ def pretrain(
         images_per_identity=config.sampler.images_per_identity, seed=config.train.seed,
         rank=ctx.rank, world_size=ctx.world_size,
     )  # fmt: skip
+    if sampler.short_identities and ctx.is_main:
+        import sys
+
+        print(f"note: {sampler.describe()}", file=sys.stderr)
     loader = torch.utils.data.DataLoader(
         images, batch_sampler=sampler, collate_fn=CaptionCollator(tokenizer, model_config.max_length),
         num_workers=config.train.num_workers,

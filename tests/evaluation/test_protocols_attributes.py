@@ -45,12 +45,13 @@ def test_linear_probe_on_plip_mini(pa100k):
     backbone = plip_mini()
     data = task_data(pa100k)
     out = get_protocol("attributes", "linear-probe")(
-        make_context(ATTRIBUTE_TASK, "linear-probe", data, backbone, real_store(backbone), {"C_grid": [0.1, 1.0]}))
+        make_context(ATTRIBUTE_TASK, "linear-probe", data, backbone, real_store(backbone),
+                     {"method": "logistic-regression", "C_grid": [0.1, 1.0]}))
     _check_output(out, len(data.test_records), len(PA100K_ATTRIBUTES))
     assert [r["name"] for r in out.details["per_attribute"]] == list(PA100K_ATTRIBUTES)
     assert out.selection_split == "val" and out.details["selected_C"] in (0.1, 1.0)
     assert not out.zero_shot
-    assert out.options == {**ATTRIBUTE_LINEAR_PROBE_DEFAULTS, "C_grid": [0.1, 1.0]}
+    assert out.options == {**ATTRIBUTE_LINEAR_PROBE_DEFAULTS, "method": "logistic-regression", "C_grid": [0.1, 1.0]}
 
 
 @pytest.mark.parametrize("method", ["logistic-regression", "weighted-bce"])
@@ -70,7 +71,8 @@ def test_linear_probe_without_val_uses_fixed_c():
     data, store = engineered_attribute_data()
     data.val_records = []
     out = get_protocol("attributes", "linear-probe")(
-        make_context(ATTRIBUTE_TASK, "linear-probe", data, stub_text_backbone(), store, {"C": 0.5}))
+        make_context(ATTRIBUTE_TASK, "linear-probe", data, stub_text_backbone(), store,
+                     {"method": "logistic-regression", "C": 0.5}))
     assert out.selection_split is None and out.details["selected_C"] == 0.5
 
 
@@ -130,3 +132,7 @@ def test_prompts():
     assert attribute_words("Skirt&Dress") == "skirt or dress"
     assert attribute_prompt("upperBodyLogo") == ("a photo of a person with upper body logo",
                                                  "a photo of a person without upper body logo")
+
+
+def test_default_probe_is_weighted_bce_so_rare_attributes_are_not_ignored():
+    assert ATTRIBUTE_LINEAR_PROBE_DEFAULTS["method"] == "weighted-bce"

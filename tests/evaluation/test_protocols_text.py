@@ -154,3 +154,17 @@ def test_cmpc_loss_hand_cases():
     codes = torch.eye(8)[:3] * 10
     aligned = cmpc_loss(codes, codes, torch.arange(3), codes.t().clone())
     assert aligned.item() < cmpc_loss(codes, codes, torch.arange(3), weight).item()
+
+
+def test_fine_tune_does_not_depend_on_the_global_rng(cuhk):
+    """Text dropout draws from torch's RNG: a result must not change with whatever ran before it."""
+    import torch
+
+    backbone = plip_mini()
+    data = task_data(cuhk)
+    scores = []
+    for prior in (0, 12345):
+        torch.manual_seed(prior)
+        ctx = make_context(TEXT_TASK, "fine-tune", data, backbone, real_store(backbone), {"max_steps": 2})
+        scores.append(get_protocol("text-reid", "fine-tune")(ctx).scores)
+    assert scores[0] == scores[1]

@@ -129,3 +129,12 @@ def test_attribute_head_predicts_vocabulary(fusion: str) -> None:
     loss = attribute_prediction_loss(logits, labels)
     assert loss.item() > 0
     loss.backward()
+
+
+def test_ivlc_cosine_logits_hand_computed() -> None:
+    emb = torch.tensor([[3.0, 0.0], [0.0, 0.5]])  # norms differ: cosine logits ignore them
+    scale = torch.tensor(2.0)
+    p_hit, p_miss = math.exp(2) / (math.exp(2) + 1), 1 / (math.exp(2) + 1)
+    kl = p_hit * (math.log(p_hit) - math.log(1 + 1e-8)) + p_miss * (math.log(p_miss) - math.log(1e-8))
+    loss = identity_contrastive_loss(emb, emb, torch.tensor([0, 1]), logit_scale=scale)
+    assert loss.item() == pytest.approx(2 * kl, rel=1e-5)

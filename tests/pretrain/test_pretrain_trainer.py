@@ -161,3 +161,44 @@ def test_cli_reports_bad_override_in_one_line(tmp_path) -> None:
     assert "unknown key 'optim.nope'" in done.stderr and "Traceback" not in done.stderr
 
 
+
+
+def test_nested_model_overrides_merge_into_the_named_config() -> None:
+    from plipbench.pretrain.trainer import build_model_config
+
+    config = load_config("mini", ["model_overrides.image.input_size=[64, 32]", "model_overrides.text.bert.hidden_size=64"])
+    model = build_model_config(config)
+    assert model.image.input_size == (64, 32)
+    assert model.image.width == 16 and model.image.layers == (1, 1, 1, 1), "the rest of plip-mini is kept"
+    assert model.text.bert["hidden_size"] == 64 and model.text.bert["num_hidden_layers"] == 2
+
+
+def test_timm_image_encoder_trains_and_round_trips(tiny_corpus, tmp_path) -> None:
+    import torch
+
+    tree = tiny_config_tree(tiny_corpus)
+    tree["model_overrides"] |= {"image.timm": "resnet10t"}
+    summary = pretrain(validate_config(tree), tmp_path / "run", max_steps=1, progress=False)
+    assert set(summary["final_losses"]) == {"ivlc", "tic", "iap", "total"}
+
+    from plipbench.models import create_backbone
+
+    backbone = create_backbone(f"plip:{tmp_path / 'run' / 'model'}")
+    assert backbone.encode_image(torch.zeros(1, 3, 64, 32)).shape == (1, 32)
+
+    from plipbench.models.plip.timm_encoder import TimmImageEncoder
+
+    encoder = TimmImageEncoder("resnet10t", output_dim=16)
+    global_emb, maps = encoder.forward_features(torch.zeros(2, 3, 64, 32))
+    assert global_emb.shape == (2, 16) and [m.shape[1] for m in maps] == list(encoder.feature_dims)
+    assert [m.shape[-1] for m in maps] == [8, 4, 2, 1], "strides 4, 8, 16, 32"
+    import timm
+
+    weights = tmp_path / "resnet10t.pth"
+    torch.save(timm.create_model("resnet10t", pretrained=False).state_dict(), weights)
+    TimmImageEncoder("resnet10t", output_dim=16, weights=str(weights))
+    state = timm.create_model("resnet10t", pretrained=False).state_dict()
+    state["layer1.0.conv1.renamed"] = state.pop("layer1.0.conv1.weight")
+    torch.save(state, weights)
+    with pytest.raises(PlipbenchError, match="layer1.0.conv1"):
+        TimmImageEncoder("resnet10t", output_dim=16, weights=str(weights))

@@ -218,8 +218,9 @@ def pk_sampler(pids: Sequence[int], identities_per_batch: int, images_per_identi
 def training_loader(dataset: TrainingImages, sampler: Any, num_workers: int = 0) -> Any:
     import torch
 
+    # its own generator: creating an iterator must not draw from (and so depend on) torch's global RNG
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers,
-                                       collate_fn=_collate)
+                                       collate_fn=_collate, generator=torch.Generator().manual_seed(0))
 
 
 def training_copy(backbone: Backbone, device: str) -> Backbone:

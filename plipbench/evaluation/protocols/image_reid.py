@@ -231,7 +231,9 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     losses: list[dict[str, float]] = []
     steps_done, epochs_done = 0, 0
     max_steps = options["max_steps"]
-    with clock("train_s"):
+    # seeded: dropout or stochastic depth in a backbone draws from torch's RNG, which must not depend on
+    # what ran before in the process
+    with clock("train_s"), seeded(ctx.seed + 1, device):
         for epoch in range(options["epochs"]):
             if max_steps is not None and steps_done >= max_steps:
                 break

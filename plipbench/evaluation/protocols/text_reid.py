@@ -403,7 +403,8 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     best: tuple[float, int, dict[str, Any]] | None = None
     steps_done, last_epoch = 0, -1
     max_steps = options["max_steps"]
-    with clock("train_s"):
+    # seeded: dropout in the text encoder draws from torch's RNG, which must not depend on what ran before
+    with clock("train_s"), seeded(ctx.seed + 1, device):
         for epoch in range(options["epochs"]):
             if max_steps is not None and steps_done >= max_steps:
                 break

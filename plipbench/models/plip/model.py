@@ -42,6 +42,8 @@ class ImageEncoderConfig(BaseModel):
     mean: tuple[float, float, float] = SYNTH_PEDES_MEAN
     std: tuple[float, float, float] = SYNTH_PEDES_STD
     interpolation: Literal["bilinear", "bicubic"] = "bicubic"
+    timm: str | None = Field(None, description="use this timm model as the image encoder instead of the ModifiedResNet")
+    timm_weights: str | None = Field(None, description="local weights file for the timm encoder")
 
 
 class TextEncoderConfig(BaseModel):
@@ -118,10 +120,15 @@ class PlipModel(nn.Module):
         super().__init__()
         self.config = config
         img = config.image
-        self.visual = ModifiedResNet(
-            img.layers, width=img.width, output_dim=config.joint_dim, heads=img.heads,
-            input_size=img.input_size, head=img.head,
-        )  # fmt: skip
+        if img.timm is not None:
+            from plipbench.models.plip.timm_encoder import TimmImageEncoder
+
+            self.visual: nn.Module = TimmImageEncoder(img.timm, output_dim=config.joint_dim, weights=img.timm_weights)
+        else:
+            self.visual = ModifiedResNet(
+                img.layers, width=img.width, output_dim=config.joint_dim, heads=img.heads,
+                input_size=img.input_size, head=img.head,
+            )  # fmt: skip
         txt = config.text
         if txt.pretrained:
             self.text = PlipTextEncoder.from_pretrained(
