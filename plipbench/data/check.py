@@ -92,10 +92,15 @@ def _compare(summary: dict, expected: dict, what: str) -> list[str]:
     return problems
 
 
+SYNTH_PREVIEW = "preview.png"  # the contact sheet `plipbench data synth --preview` writes at the root
+
+
 def _count_image_files(root: Path) -> int:
+    """Image files under ``root``, not counting the generator's contact sheet at the root."""
     n = 0
-    for _dir, _subdirs, files in os.walk(root):
-        n += sum(1 for f in files if f.lower().endswith(IMAGE_SUFFIXES))
+    for directory, _subdirs, files in os.walk(root):
+        at_root = Path(directory) == Path(root)
+        n += sum(1 for f in files if f.lower().endswith(IMAGE_SUFFIXES) and not (at_root and f == SYNTH_PREVIEW))
     return n
 
 

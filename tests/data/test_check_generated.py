@@ -21,3 +21,16 @@ def test_generated_copy_checks_out(tmp_path, preset, layout):
     assert report.ok, report.problems
     assert report.summary == manifest["splits"]
     assert report.decoded == sum(s["images"] for s in manifest["splits"].values())
+
+
+def test_contact_sheet_is_not_counted_as_a_dataset_image(tmp_path):
+    from plipbench.data.synth.preview import contact_sheet
+
+    synth.generate("synth-cuhk", tmp_path / "copy", identities=12, images_per_id=2, layout="rstpreid",
+                   image_size=(32, 16), workers=1, progress=False)
+    contact_sheet(tmp_path / "copy")
+    assert (tmp_path / "copy" / "preview.png").is_file()
+    report = check_dataset("rstpreid", tmp_path / "copy")
+    assert report.ok, report.problems
+    (tmp_path / "copy" / "imgs" / "stray.jpg").write_bytes((tmp_path / "copy" / "preview.png").read_bytes())
+    assert any("image files on disk" in p for p in check_dataset("rstpreid", tmp_path / "copy").problems)
