@@ -68,8 +68,8 @@ def step_speed(config_name: str, batch: int, steps: int) -> dict[str, float]:
         with tempfile.TemporaryDirectory() as tmp:
             from plipbench.models.plip.tokenizer import load_tokenizer, save_tokenizer_dir
 
-            save_tokenizer_dir(train_wordpiece(PEDESTRIAN_SENTENCES, vocab_size=2000), tmp)
-            tokenizer = load_tokenizer(tmp)
+            save_tokenizer_dir(train_wordpiece(PEDESTRIAN_SENTENCES, vocab_size=2000), f"{tmp}/tokenizer")
+            tokenizer = load_tokenizer(f"{tmp}/tokenizer")
         torch.manual_seed(0)
         model = PlipModel(model_config, vocab_size=len(tokenizer))
         trainer = PlipPretrainer(model, config, mask_token_id=tokenizer.mask_token_id, vocab_size=len(tokenizer))

@@ -152,13 +152,19 @@ class AttributePredictionHead(nn.Module):
         self.norm = nn.LayerNorm(hidden)
         self.predict = nn.Linear(hidden, vocab_size)
 
-    def forward(self, token_states: Tensor, image_emb: Tensor, attention_mask: Tensor) -> Tensor:
+    def forward(
+        self, token_states: Tensor, image_emb: Tensor, attention_mask: Tensor, select: Tensor | None = None
+    ) -> Tensor:
+        """Vocabulary logits ``(B, L, V)``, or ``(M, V)`` for the ``M`` positions where ``select`` (B, L) is
+        true - the masked tokens, so the vocabulary projection is not paid for every other token."""
         image = image_emb.to(token_states.dtype)[:, None, :].expand(-1, token_states.shape[1], -1)
         if self.fusion == "concat":
             x = self.fuse(torch.cat([token_states, image], dim=2))
         else:
             x = self.text_in(token_states) + self.image_in(image)
         x = self.blocks(x, src_key_padding_mask=~attention_mask.bool())
+        if select is not None:
+            x = x[select]
         return self.predict(self.norm(x))
 
 

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from plipbench.models.plip.model import PlipModel
 from plipbench.pretrain.attribute_prediction import (
+    IGNORE_INDEX,
     AttributePredictionHead,
     attribute_prediction_loss,
     mask_attribute_phrases,
@@ -77,7 +78,8 @@ class PlipPretrainer(nn.Module):
                                schedule=self.iap_config.schedule)
             masked, labels = mask_attribute_phrases(ids, batch["token_phrase"], ratio, self.mask_token_id, generator)
             _, states = self.model.text.forward_tokens(masked, mask)
-            logits = self.iap(states, image_emb, mask)
-            parts["iap"] = w.iap * attribute_prediction_loss(logits, labels)
+            selected = labels != IGNORE_INDEX
+            logits = self.iap(states, image_emb, mask, select=selected)
+            parts["iap"] = w.iap * attribute_prediction_loss(logits, labels[selected])
         parts["total"] = sum(parts.values())
         return parts
