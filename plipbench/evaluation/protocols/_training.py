@@ -215,6 +215,16 @@ def pk_sampler(pids: Sequence[int], identities_per_batch: int, images_per_identi
                                 seed=seed), p_eff
 
 
+def check_loop_options(ctx: ProtocolContext, options: dict[str, Any]) -> None:
+    """The options every fine-tune loop shares: warm-up and step limits, flip probability, loader workers."""
+    check_int(ctx, options, "warmup_steps", minimum=0)
+    check_int(ctx, options, "max_steps", allow_none=True)
+    check_float(ctx, options, "flip_probability")
+    if options["flip_probability"] > 1:
+        raise option_error(ctx, "flip_probability", "a number in [0, 1]", options["flip_probability"])
+    check_int(ctx, options, "num_workers", minimum=0)
+
+
 def training_loader(dataset: TrainingImages, sampler: Any, num_workers: int = 0) -> Any:
     import torch
 

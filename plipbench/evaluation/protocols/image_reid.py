@@ -21,6 +21,7 @@ from plipbench.evaluation.protocols._training import (
     check_bool,
     check_float,
     check_int,
+    check_loop_options,
     option_error,
     pk_sampler,
     relabel,
@@ -196,12 +197,7 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     check_float(ctx, options, "label_smoothing")
     if options["label_smoothing"] >= 1:
         raise option_error(ctx, "label_smoothing", "a number in [0, 1)", options["label_smoothing"])
-    check_int(ctx, options, "warmup_steps", minimum=0)
-    check_int(ctx, options, "max_steps", allow_none=True)
-    check_float(ctx, options, "flip_probability")
-    if options["flip_probability"] > 1:
-        raise option_error(ctx, "flip_probability", "a number in [0, 1]", options["flip_probability"])
-    check_int(ctx, options, "num_workers", minimum=0)
+    check_loop_options(ctx, options)
     _check_eval_options(ctx, options)
     resolve_metric_options(ctx, IMAGE_METRIC_DEFAULTS)
     _require_eval_records(ctx)

@@ -21,6 +21,7 @@ from plipbench.evaluation.protocols._training import (
     check_choice,
     check_float,
     check_int,
+    check_loop_options,
     l2_normalize,
     option_error,
     pk_sampler,
@@ -362,12 +363,7 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     check_int(ctx, options, "identities_per_batch")
     check_int(ctx, options, "images_per_identity")
     check_choice(ctx, options, "loss", ("cmpm+cmpc", "cmpm"))
-    check_int(ctx, options, "warmup_steps", minimum=0)
-    check_int(ctx, options, "max_steps", allow_none=True)
-    check_float(ctx, options, "flip_probability")
-    if options["flip_probability"] > 1:
-        raise option_error(ctx, "flip_probability", "a number in [0, 1]", options["flip_probability"])
-    check_int(ctx, options, "num_workers", minimum=0)
+    check_loop_options(ctx, options)
     _check_directions(ctx, options)
     metric = _metric_options(ctx)
     require_text(ctx)
