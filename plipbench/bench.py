@@ -33,6 +33,7 @@ class BenchReport:
     skipped: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     differences: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)  # stale result files deleted from the suite's folder
     leaderboard_markdown: str = ""
 
 
@@ -126,6 +127,7 @@ def run_bench(
             entries += [(name, s, {}) for name, s in present]
             report.skipped += skipped
         t0 = time.perf_counter()
+        produced: set[Path] = set()
         for name, model_spec, info in entries:
             frame = evaluate(model_spec, suite=suite, out=out_dir, name=name, registry=registry,
                              backbone_info=info, progress=progress)
@@ -133,7 +135,9 @@ def run_bench(
                                      "runs": int((frame.status != "skipped").sum())})
             report.skipped += [f"{name} / {r.task} ({r.protocol}): {r.reason}"
                                for r in frame.itertuples() if r.status == "skipped"]
+            produced.update(Path(p) for p in frame.path.dropna())
         report.timings["evaluation_s"] = round(time.perf_counter() - t0, 1)
+        report.removed = _remove_stale_results(out_dir, produced)
         results = load_results(out_dir)
         board = build_leaderboard(results, with_ci=True)
         report.leaderboard_markdown = board.to_markdown()
@@ -147,6 +151,25 @@ def run_bench(
             shutil.rmtree(tmp_dir, ignore_errors=True)
     report.timings["total_s"] = round(time.perf_counter() - started, 1)
     return report
+
+
+def _remove_stale_results(out_dir: Path, produced: set[Path]) -> list[str]:
+    """Delete result JSONs in the suite's folder that this run did not produce (a backbone, task or protocol
+    dropped from the suite), so the folder and its leaderboard hold exactly the suite's cells."""
+    from plipbench.evaluation.results import TaskResult
+
+    keep = {p.resolve() for p in produced}
+    removed = []
+    for path in sorted(out_dir.glob("*.json")):
+        if path.resolve() in keep:
+            continue
+        try:
+            TaskResult.load(path)
+        except Exception:  # noqa: BLE001 - not a result file: leave it alone
+            continue
+        path.unlink()
+        removed.append(path.name)
+    return removed
 
 
 def _leaderboard_page(suite: str, table: str) -> str:

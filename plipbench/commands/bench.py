@@ -31,6 +31,8 @@ def bench(
         console.print(build_leaderboard(load_results(report.out), with_ci=True).rich_table())
     for line in report.skipped:
         console.print(f"[yellow]skipped[/yellow] {line}")
+    if report.removed:
+        console.print(f"removed {len(report.removed)} stale result(s) no longer in the suite: {', '.join(report.removed)}")
     console.print(
         f"timings: pre-training {report.timings.get('pretraining_s', 0):.0f} s, evaluation "
         f"{report.timings.get('evaluation_s', 0):.0f} s, total {report.timings.get('total_s', 0):.0f} s"

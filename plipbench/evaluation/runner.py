@@ -3,7 +3,9 @@
 For each (task, protocol): resolve the datasets (synthetic twins are generated into the cache on
 first use), build the split roles, run the protocol with a shared :class:`FeatureStore`, and write
 one result JSON (atomically, rank 0 only). A result already present is read back instead of
-recomputed unless ``overwrite``; features are cached across tasks, protocols and runs.
+recomputed when the same backbone (weights fingerprint) made it on the same task spec, unless
+``overwrite``; otherwise it is recomputed and replaced. Features are cached across tasks, protocols
+and runs.
 
 A real task whose data is absent is *skipped* in a suite, with a one-line reason; asked for by
 name it is an error (exit 2 from the CLI).
@@ -29,6 +31,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from plipbench.models.backbone import Backbone
 
 DEFAULT_OUT = Path("results") / "eval"
+
+
+def _still_valid(result: Any, backbone_fingerprint: str, task_hash: str) -> bool:
+    """A stored result is reused only if the same backbone (weights fingerprint) made it on the same task spec.
+
+    Anything else (a re-trained checkpoint under the same name, an edited task file) is recomputed and
+    the file is replaced, so a results folder never mixes old and new numbers silently.
+    """
+    stored = (result.provenance.backbone or {}).get("fingerprint")
+    return stored == backbone_fingerprint and result.provenance.task_spec_hash == task_hash
 
 
 @dataclass
@@ -201,9 +213,10 @@ def evaluate(
             path = out_dir / probe.file_name()
             if path.is_file() and not overwrite:
                 done = TaskResult.load(path)
-                rows.append(RunRecord(display, task.name, pname, "cached", done.main_score,
-                                      done.scores.get(done.main_score), dict(done.scores), str(path)))
-                continue
+                if _still_valid(done, backbone.fingerprint, task.spec_hash()):
+                    rows.append(RunRecord(display, task.name, pname, "cached", done.main_score,
+                                          done.scores.get(done.main_score), dict(done.scores), str(path)))
+                    continue
             started = time.perf_counter()
             try:
                 data = build_task_data(task, protocol, datasets, ctx, seed)

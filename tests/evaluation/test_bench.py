@@ -65,6 +65,15 @@ def test_bench_pretrains_evaluates_and_writes_the_leaderboard(tiny_bench) -> Non
     again = run_bench("bench", out=out, registry=registry, progress=False)
     assert [b["pretraining_seconds"] for b in again.backbones] == [b["pretraining_seconds"] for b in report.backbones]
 
+    # a result the suite no longer produces (a dropped backbone or protocol) is removed
+    stale = out / "dropped-backbone__tiny-image__zero-shot.json"
+    raw = json.loads(next(out.glob("tiny-plip*.json")).read_text())
+    raw["backbone"] = "dropped-backbone"
+    stale.write_text(json.dumps(raw))
+    cleaned = run_bench("bench", out=out, registry=registry, progress=False)
+    assert cleaned.removed == [stale.name] and not stale.exists()
+    assert "dropped-backbone" not in (tmp / "results" / "LEADERBOARD.md").read_text()
+
     # --check: identical rerun passes; a tampered committed cell is reported
     assert run_bench("bench", check=out, registry=registry, progress=False).differences == []
     path = next(out.glob("tiny-plip*.json"))

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 from runner_fixtures import write_tiny_tasks
 
 from plipbench.errors import DataError, PlipbenchError
@@ -73,6 +74,30 @@ def test_rerun_reuses_results_and_feature_cache(tiny, tmp_path) -> None:
     forced = evaluate("random:plip-mini", tasks="tiny-image", out=out, registry=tiny, overwrite=True, progress=False)
     assert list(forced.status) == ["done"]
     assert forced.attrs["feature_cache"] == {**forced.attrs["feature_cache"], "hits": 1, "misses": 0}
+
+
+def test_stored_result_of_other_weights_under_the_same_name_is_recomputed(tiny, tmp_path) -> None:
+    from plipbench.models import create_backbone
+
+    out = tmp_path / "results"
+    old, new = create_backbone("random:plip-mini", seed=0), create_backbone("random:plip-mini", seed=1)
+    assert old.fingerprint != new.fingerprint
+    evaluate(old, tasks="tiny-image", name="mine", out=out, registry=tiny, progress=False)
+    again = evaluate(new, tasks="tiny-image", name="mine", out=out, registry=tiny, progress=False)
+    assert list(again.status) == ["done"] and len(CALLS) == 2  # re-trained weights: not the stale file
+    (path,) = out.glob("*.json")
+    assert TaskResult.load(path).provenance.backbone["fingerprint"] == new.fingerprint
+    assert list(evaluate(new, tasks="tiny-image", name="mine", out=out, registry=tiny,
+                         progress=False).status) == ["cached"]
+    # an edited task spec invalidates it too
+    spec = tmp_path / "tasks" / "tiny-image.yaml"
+    tree = yaml.safe_load(spec.read_text())
+    tree["description"] = "edited"
+    spec.write_text(yaml.safe_dump(tree))
+    edited = TaskRegistry(tmp_path / "tasks")
+    assert edited.get("tiny-image").spec_hash() != tiny.get("tiny-image").spec_hash()
+    rerun = evaluate(new, tasks="tiny-image", name="mine", out=out, registry=edited, progress=False)
+    assert list(rerun.status) == ["done"]
 
 
 def test_absent_real_task_alone_is_an_error(tiny, tmp_path) -> None:
