@@ -32,7 +32,7 @@ TaskFamily = Literal["text-reid", "image-reid", "attributes", "domain-generaliza
 BASE_PROTOCOLS: dict[str, tuple[str, ...]] = {
     "text-reid": ("zero-shot", "linear-probe", "fine-tune"),
     "image-reid": ("zero-shot", "fine-tune"),
-    "attributes": ("linear-probe", "zero-shot"),
+    "attributes": ("linear-probe", "zero-shot", "fine-tune"),
 }
 TASKS_ENV = "PLIPBENCH_TASKS"
 _VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")

@@ -18,6 +18,7 @@ PROTOCOLS: dict[tuple[str, str], str] = {
     ("image-reid", "fine-tune"): "plipbench.evaluation.protocols.image_reid:fine_tune",
     ("attributes", "linear-probe"): "plipbench.evaluation.protocols.attributes:linear_probe",
     ("attributes", "zero-shot"): "plipbench.evaluation.protocols.attributes:zero_shot",
+    ("attributes", "fine-tune"): "plipbench.evaluation.protocols.attributes:fine_tune",
 }
 
 

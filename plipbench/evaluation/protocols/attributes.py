@@ -1,4 +1,5 @@
-"""Pedestrian attribute recognition protocols: a linear probe on frozen features and zero-shot prompts.
+"""Pedestrian attribute recognition protocols: a linear probe on frozen features, zero-shot prompts and a
+Rethinking_of_PAR-style fine-tune of the whole image encoder.
 
 Shared evaluation: test-split probabilities and labels (``record.attributes``, in the order of
 ``ctx.data.attribute_names``; RAP's "uncertain" label 2 is mapped to 0 as Rethinking_of_PAR does) go to
@@ -19,6 +20,7 @@ from plipbench.evaluation.protocols._training import (
     check_choice,
     check_float,
     check_int,
+    check_loop_options,
     l2_normalize,
     option_error,
     require_records,
@@ -26,11 +28,17 @@ from plipbench.evaluation.protocols._training import (
     resolve_metric_options,
     resolve_options,
     seeded,
+    state_copy,
+    training_copy,
+    training_loader,
+    warmup_scheduler,
 )
 from plipbench.evaluation.protocols.base import ProtocolContext, ProtocolOutput
+from plipbench.models.backbone import Backbone
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
+    import torch
 
     from plipbench.data.records import PersonRecord
 
@@ -50,6 +58,21 @@ ATTRIBUTE_LINEAR_PROBE_DEFAULTS: dict[str, Any] = {
 }
 
 ATTRIBUTE_ZERO_SHOT_DEFAULTS: dict[str, Any] = {"scale": 100.0, "prompts": None}
+
+ATTRIBUTE_FINE_TUNE_DEFAULTS: dict[str, Any] = {
+    "epochs": 5,
+    "lr": 1e-4,
+    "classifier_lr_factor": 10.0,
+    "weight_decay": 5e-4,
+    "optimizer": "adam",
+    "batch_size": 64,
+    "logits_bn": True,
+    "clip_grad_norm": 10.0,
+    "warmup_steps": 0,
+    "max_steps": None,
+    "flip_probability": 0.5,
+    "num_workers": 0,
+}
 
 
 # -- shared ------------------------------------------------------------------------------------
@@ -362,3 +385,204 @@ def zero_shot(ctx: ProtocolContext) -> ProtocolOutput:
     probs = torch.sigmoid(options["scale"] * (positive - negative)).numpy()
     details = {"prompts": [{"name": n, "positive": p, "negative": q} for n, (p, q) in zip(names, pairs, strict=True)]}
     return _output(ctx, np.asarray(probs), y_test, metric, options, details, None, clock, zero_shot=True)
+
+
+# -- fine-tune ------------------------------------------------------------------------------------
+class AttributeHeadBackbone(Backbone):
+    """A backbone whose "embedding" is the attribute logits ``head(encoder(x))`` (one column per attribute)."""
+
+    def __init__(self, encoder: Backbone, head: Any, num_attributes: int) -> None:
+        import torch
+
+        self.encoder, self.head = encoder, head
+        self.module = torch.nn.ModuleDict({"encoder": encoder.module, "head": head})
+        self.metadata = encoder.metadata.model_copy(update={"modalities": ("image",),
+                                                            "embedding_dim": num_attributes})
+        self.image_transform = encoder.image_transform
+        self._fingerprint = None
+
+    def _encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder._encode_image(images).float())
+
+
+class ShuffledBatches:
+    """Batches of record indices, reshuffled every epoch from a generator seeded by ``(seed, epoch)``.
+
+    Full batches of ``batch_size``; the last, smaller batch is kept unless it holds a single image
+    (BatchNorm in train mode needs two samples).
+    """
+
+    def __init__(self, size: int, batch_size: int, seed: int) -> None:
+        self.size, self.batch_size, self.seed, self.epoch = int(size), int(batch_size), int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Any:
+        import numpy as np
+
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
+        for start in range(0, self.size, self.batch_size):
+            batch = order[start:start + self.batch_size]
+            if len(batch) >= 2:
+                yield [int(i) for i in batch]
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.size, self.batch_size)
+        return full + (rest >= 2)
+
+
+def weighted_bce(logits: torch.Tensor, targets: torch.Tensor, positive_ratio: torch.Tensor) -> torch.Tensor:
+    """Rethinking_of_PAR's weighted BCE: weight ``exp(1 - p_j)`` on positives, ``exp(p_j)`` on negatives.
+
+    Summed over attributes and averaged over the batch (Rethinking_of_PAR's ``size_sum``).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    weights = torch.where(targets > 0.5, torch.exp(1 - positive_ratio), torch.exp(positive_ratio))
+    loss = F.binary_cross_entropy_with_logits(logits.float(), targets, weight=weights, reduction="none")
+    return loss.sum(1).mean()
+
+
+def _check_fine_tune_options(ctx: ProtocolContext, options: dict[str, Any]) -> None:
+    check_int(ctx, options, "epochs")
+    check_float(ctx, options, "lr", strict=True)
+    check_float(ctx, options, "classifier_lr_factor", strict=True)
+    check_float(ctx, options, "weight_decay")
+    check_choice(ctx, options, "optimizer", ("adam", "adamw", "sgd"))
+    check_int(ctx, options, "batch_size", minimum=2)
+    check_bool(ctx, options, "logits_bn")
+    if options["clip_grad_norm"] is not None:
+        check_float(ctx, options, "clip_grad_norm", strict=True)
+    check_loop_options(ctx, options)
+
+
+def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
+    """Fine-tune the whole image encoder with a linear attribute classifier (Rethinking_of_PAR's baseline).
+
+    The PLIP paper's attribute numbers (Tab. 1 / Tab. 20) come from this recipe. Choices:
+
+    - A deep copy of the backbone's image encoder is trained (``ctx.backbone`` is never modified), module
+      in train mode, through the differentiable ``_encode_image``; on its embedding a classifier
+      ``Linear(D, L)`` followed, with ``logits_bn`` (default true, Rethinking_of_PAR's baseline), by
+      ``BatchNorm1d(L)`` on the logits, initialised seeded.
+    - Loss: Rethinking_of_PAR's weighted BCE (:func:`weighted_bce`: positive weight ``exp(1 - p_j)``,
+      negative weight ``exp(p_j)``, ``p_j`` the positive ratio of attribute j in the train split, the
+      weighting of the linear probe), summed over attributes, averaged over the batch. RAP's "uncertain"
+      label counts as negative, as everywhere in this module.
+    - Samples: every train image once per epoch in shuffled batches of ``batch_size`` (64), order seeded
+      by seed and epoch; horizontal flip with ``flip_probability`` (0.5), seeded by seed, epoch and index.
+    - ``optimizer``: ``"adam"`` (default, Rethinking_of_PAR's: Adam with L2 ``weight_decay`` 5e-4),
+      ``"adamw"`` or ``"sgd"`` (momentum 0.9, their earlier recipe). Encoder ``lr`` (1e-4, their
+      ``LR_FT``), classifier ``lr * classifier_lr_factor`` (x10, as the text fine-tune: a fresh head
+      learns faster than the pre-trained encoder), gradient norm clipped at ``clip_grad_norm`` (10, as
+      their ``CLIP_GRAD``; null: no clipping), optional linear warm-up over ``warmup_steps``, then a
+      constant rate (their plateau schedule and EMA are left out); ``epochs`` (5, they train 30: too costly
+      for a default), ``max_steps`` caps the total.
+    - Selection: after each epoch, mA on the val split of the training dataset (sigmoid of the logits,
+      the task's metric options); the best epoch is kept (earliest on ties). Without a val split (RAPv1)
+      the last epoch is kept (``selection_split`` None). The test split is never used for a choice.
+    - Test: probabilities ``sigmoid(logits)`` of the fine-tuned copy (``FeatureStore.encode_images_with``,
+      uncached, no flip, BatchNorm running statistics), evaluated as :func:`linear_probe`.
+    """
+    import numpy as np
+    import torch
+
+    from plipbench.evaluation.protocols._training import TrainingImages
+    from plipbench.models.backbone import build_torchvision_transform
+
+    options = resolve_options(ctx, ATTRIBUTE_FINE_TUNE_DEFAULTS)
+    _check_fine_tune_options(ctx, options)
+    metric = _metric_options(ctx)
+    train, val, test = ctx.data.train_records, ctx.data.val_records, ctx.data.test_records
+    require_records(ctx, train, "train")
+    require_records(ctx, test, "test")
+    if len(train) < 2:
+        raise DataError(None, f"task {ctx.task.name}: fine-tuning needs at least 2 train images, got {len(train)}")
+    names = list(ctx.data.attribute_names or [])
+    y_train, y_test = attribute_labels(ctx, train, "train"), attribute_labels(ctx, test, "test")
+    y_val = attribute_labels(ctx, val, "val") if val else None
+    clock = Stopwatch()
+    device = ctx.device
+
+    encoder = training_copy(ctx.backbone, device)
+    num_attributes = len(names)
+    with seeded(ctx.seed, device):
+        layers: list[Any] = [torch.nn.Linear(encoder.embedding_dim, num_attributes)]
+        if options["logits_bn"]:
+            layers.append(torch.nn.BatchNorm1d(num_attributes))
+        head = torch.nn.Sequential(*layers).to(device)
+    model = AttributeHeadBackbone(encoder, head, num_attributes)
+    targets = torch.from_numpy(y_train.astype(np.float32)).to(device)
+    positive_ratio = targets.mean(0)
+    dataset = TrainingImages(train, build_torchvision_transform(encoder.image_transform), list(range(len(train))),
+                             flip_probability=options["flip_probability"], seed=ctx.seed)
+    sampler = ShuffledBatches(len(train), options["batch_size"], ctx.seed)
+    loader = training_loader(dataset, sampler, options["num_workers"])
+    groups = [{"params": [p for p in encoder.module.parameters() if p.requires_grad], "lr": options["lr"]},
+              {"params": list(head.parameters()), "lr": options["lr"] * options["classifier_lr_factor"]}]
+    if options["optimizer"] == "sgd":
+        optimizer = torch.optim.SGD(groups, lr=options["lr"], momentum=0.9, weight_decay=options["weight_decay"])
+    else:
+        kind = torch.optim.Adam if options["optimizer"] == "adam" else torch.optim.AdamW
+        optimizer = kind(groups, lr=options["lr"], weight_decay=options["weight_decay"])
+    scheduler = warmup_scheduler(optimizer, options["warmup_steps"])
+    parameters = [p for group in groups for p in group["params"]]
+
+    def probabilities(records: list[PersonRecord]) -> np.ndarray:
+        logits = ctx.features.encode_images_with(model, records)
+        return torch.sigmoid(logits.double()).cpu().numpy()
+
+    losses: list[float] = []
+    val_curve: list[float] = []
+    best: tuple[float, int, dict[str, Any]] | None = None
+    steps_done, last_epoch = 0, -1
+    max_steps = options["max_steps"]
+    # seeded: dropout or stochastic depth in a backbone draws from torch's RNG, which must not depend on
+    # what ran before in the process
+    with clock("train_s"), seeded(ctx.seed + 1, device):
+        for epoch in range(options["epochs"]):
+            if max_steps is not None and steps_done >= max_steps:
+                break
+            last_epoch = epoch
+            sampler.set_epoch(epoch)
+            dataset.set_epoch(epoch)
+            model.module.train()
+            total, seen = 0.0, 0
+            for images, _, index in loader:
+                images, index = images.to(device), index.to(device)
+                loss = weighted_bce(model._encode_image(images), targets[index], positive_ratio)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if options["clip_grad_norm"] is not None:
+                    torch.nn.utils.clip_grad_norm_(parameters, options["clip_grad_norm"])
+                optimizer.step()
+                scheduler.step()
+                total, seen, steps_done = total + loss.item() * len(index), seen + len(index), steps_done + 1
+                if max_steps is not None and steps_done >= max_steps:
+                    break
+            losses.append(round(total / max(seen, 1), 6))
+            if y_val is not None:
+                val_curve.append(float(_evaluate(probabilities(val), y_val, names, metric)["mA"]))
+                if best is None or val_curve[-1] > best[0]:
+                    best = (val_curve[-1], epoch, state_copy(model.module))
+    if best is not None:
+        model.module.load_state_dict(best[2])
+    model.module.eval()
+    with clock("test_features_s"):
+        probs = probabilities(test)
+    details = {
+        "selection": "best val mA" if best is not None else "last-epoch",
+        "selected_epoch": (best[1] if best is not None else last_epoch) + 1,
+        "train_loss": losses,
+        "val_mA": [round(v, 6) for v in val_curve],
+        "steps": steps_done,
+        "num_train_images": len(train),
+        "num_val_images": len(val),
+        "train_positive_ratio": [round(float(r), 6) for r in y_train.astype(np.float64).mean(0)],
+        "classifier": "Linear + BatchNorm1d on the logits" if options["logits_bn"] else "Linear",
+        "test_features": "sigmoid of the fine-tuned copy's logits, no flip",
+    }
+    return _output(ctx, probs, y_test, metric, options, details, "val" if best is not None else None, clock,
+                   zero_shot=False)
