@@ -69,6 +69,9 @@ class TicConfig(_Strict):
     neck_dim: int = Field(256, ge=4, description="FPN channels per level (paper 256 -> 1024 concatenated)")
     pooling: Literal["avg", "max"] = "avg"
     gate: Literal["sigmoid", "softmax"] = "sigmoid"
+    distance: Literal["l2", "mse"] = Field(
+        "l2", description="per-image Euclidean distance (PLIP's L_tic) or per-pixel mean squared error"
+    )
 
 
 class IapConfig(_Strict):

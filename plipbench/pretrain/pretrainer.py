@@ -30,6 +30,7 @@ class PlipPretrainer(nn.Module):
         self.model = model
         self.weights = config.objectives
         self.iap_config = config.iap
+        self.tic_distance = config.tic.distance
         self.mask_token_id = mask_token_id
         self.mean = tuple(model.config.image.mean)
         self.std = tuple(model.config.image.std)
@@ -72,7 +73,8 @@ class PlipPretrainer(nn.Module):
             parts["clip"] = w.clip * clip_contrastive_loss(image_emb, text_emb, self.logit_scale())
         if self.tic is not None:
             _, gray_maps = self.model.forward_features(to_grayscale(images, self.mean, self.std))
-            parts["tic"] = w.tic * colorization_loss(self.tic(gray_maps, text_emb), images)
+            parts["tic"] = w.tic * colorization_loss(self.tic(gray_maps, text_emb), images,
+                                                        self.tic_distance)
         if self.iap is not None:
             ratio = mask_ratio(progress, low=self.iap_config.low, high=self.iap_config.high,
                                schedule=self.iap_config.schedule)

@@ -107,6 +107,18 @@ def test_colorization_decoder_restores_input_size() -> None:
     assert decoder.se1.fc[0].weight.grad is not None
 
 
+def test_colorization_loss_is_the_per_image_euclidean_distance() -> None:
+    target = torch.zeros(2, 3, 4, 2)
+    predicted = torch.zeros(2, 3, 4, 2)
+    predicted[0] = 1.0  # image 0: 24 values off by 1 -> distance sqrt(24); image 1: exact
+    predicted[1, 0, 0, 0] = 3.0  # image 1: one value off by 3 -> distance 3
+    expected = (24**0.5 + 3.0) / 2
+    assert colorization_loss(predicted, target) == pytest.approx(expected, rel=1e-6)
+    assert colorization_loss(predicted, target, "mse") == pytest.approx((24 + 9) / 48, rel=1e-6)
+    with pytest.raises(ValueError, match="distance"):
+        colorization_loss(predicted, target, "l1")
+
+
 def test_to_grayscale_is_gray_and_normalised() -> None:
     mean, std = (0.357, 0.323, 0.328), (0.252, 0.242, 0.239)
     rgb = torch.rand(1, 3, 4, 2)
