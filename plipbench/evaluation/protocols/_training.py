@@ -262,3 +262,73 @@ def l2_normalize(features: torch.Tensor) -> torch.Tensor:
     import torch.nn.functional as F
 
     return F.normalize(features.float(), dim=1)
+
+
+class FineTuneRecord:
+    """What :func:`fine_tune_loop` did: per-epoch mean losses, the val curve, the kept epoch, the steps."""
+
+    def __init__(self) -> None:
+        self.losses: list[dict[str, float]] = []  # per epoch: each loss part averaged over the epoch
+        self.val_curve: list[float] = []
+        self.best_epoch: int | None = None  # 0-based epoch whose weights were kept (None: the last one)
+        self.last_epoch = -1
+        self.steps = 0
+
+    @property
+    def selected_epoch(self) -> int:
+        """1-based epoch whose weights the model holds after the loop."""
+        return (self.best_epoch if self.best_epoch is not None else self.last_epoch) + 1
+
+
+def fine_tune_loop(
+    loader: Any, sampler: Any, dataset: TrainingImages, optimizer: Any, scheduler: Any, *,
+    epochs: int, max_steps: int | None, train_modules: Sequence[Any],
+    step: Callable[[Any], tuple[torch.Tensor, Mapping[str, torch.Tensor], int]],
+    validate: Callable[[], float] | None = None, state_module: Any = None,
+    clip_grad_norm: float | None = None,
+) -> FineTuneRecord:
+    """The epoch loop every fine-tune protocol shares.
+
+    Each epoch reseeds the sampler and the dataset, puts ``train_modules`` in train mode and, for every
+    batch, calls ``step(batch) -> (loss, parts, weight)``, then back-propagates ``loss`` (gradient norm
+    clipped at ``clip_grad_norm`` if given) and steps the optimizer and scheduler. ``parts`` (named
+    scalar tensors) are averaged over the epoch with ``weight`` (1 per batch, or the batch size).
+    ``max_steps`` stops the loop after that many steps in all. With ``validate`` (a score, higher is
+    better) the epoch with the best score is kept: ``state_module`` is restored to it (earliest on ties).
+    """
+    import torch
+
+    record = FineTuneRecord()
+    best: tuple[float, dict[str, Any]] | None = None
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    for epoch in range(epochs):
+        if max_steps is not None and record.steps >= max_steps:
+            break
+        record.last_epoch = epoch
+        sampler.set_epoch(epoch)
+        dataset.set_epoch(epoch)
+        for module in train_modules:
+            module.train()
+        sums: dict[str, float] = {}
+        seen = 0
+        for batch in loader:
+            loss, parts, weight = step(batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(parameters, clip_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            for name, value in parts.items():
+                sums[name] = sums.get(name, 0.0) + value.item() * weight
+            seen, record.steps = seen + weight, record.steps + 1
+            if max_steps is not None and record.steps >= max_steps:
+                break
+        record.losses.append({name: total / max(seen, 1) for name, total in sums.items()})
+        if validate is not None:
+            record.val_curve.append(validate())
+            if best is None or record.val_curve[-1] > best[0]:
+                best, record.best_epoch = (record.val_curve[-1], state_copy(state_module)), epoch
+    if best is not None:
+        state_module.load_state_dict(best[1])
+    return record

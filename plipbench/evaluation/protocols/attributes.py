@@ -21,6 +21,7 @@ from plipbench.evaluation.protocols._training import (
     check_float,
     check_int,
     check_loop_options,
+    fine_tune_loop,
     l2_normalize,
     option_error,
     require_records,
@@ -28,7 +29,6 @@ from plipbench.evaluation.protocols._training import (
     resolve_metric_options,
     resolve_options,
     seeded,
-    state_copy,
     training_copy,
     training_loader,
     warmup_scheduler,
@@ -528,61 +528,41 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         kind = torch.optim.Adam if options["optimizer"] == "adam" else torch.optim.AdamW
         optimizer = kind(groups, lr=options["lr"], weight_decay=options["weight_decay"])
     scheduler = warmup_scheduler(optimizer, options["warmup_steps"])
-    parameters = [p for group in groups for p in group["params"]]
 
     def probabilities(records: list[PersonRecord]) -> np.ndarray:
         logits = ctx.features.encode_images_with(model, records)
         return torch.sigmoid(logits.double()).cpu().numpy()
 
-    losses: list[float] = []
-    val_curve: list[float] = []
-    best: tuple[float, int, dict[str, Any]] | None = None
-    steps_done, last_epoch = 0, -1
-    max_steps = options["max_steps"]
+    def train_step(batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
+        images, _, index = batch
+        images, index = images.to(device), index.to(device)
+        loss = weighted_bce(model._encode_image(images), targets[index], positive_ratio)
+        return loss, {"loss": loss}, len(index)
+
+    def validate() -> float:
+        return float(_evaluate(probabilities(val), y_val, names, metric)["mA"])
+
     # seeded: dropout or stochastic depth in a backbone draws from torch's RNG, which must not depend on
     # what ran before in the process
     with clock("train_s"), seeded(ctx.seed + 1, device):
-        for epoch in range(options["epochs"]):
-            if max_steps is not None and steps_done >= max_steps:
-                break
-            last_epoch = epoch
-            sampler.set_epoch(epoch)
-            dataset.set_epoch(epoch)
-            model.module.train()
-            total, seen = 0.0, 0
-            for images, _, index in loader:
-                images, index = images.to(device), index.to(device)
-                loss = weighted_bce(model._encode_image(images), targets[index], positive_ratio)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if options["clip_grad_norm"] is not None:
-                    torch.nn.utils.clip_grad_norm_(parameters, options["clip_grad_norm"])
-                optimizer.step()
-                scheduler.step()
-                total, seen, steps_done = total + loss.item() * len(index), seen + len(index), steps_done + 1
-                if max_steps is not None and steps_done >= max_steps:
-                    break
-            losses.append(round(total / max(seen, 1), 6))
-            if y_val is not None:
-                val_curve.append(float(_evaluate(probabilities(val), y_val, names, metric)["mA"]))
-                if best is None or val_curve[-1] > best[0]:
-                    best = (val_curve[-1], epoch, state_copy(model.module))
-    if best is not None:
-        model.module.load_state_dict(best[2])
+        record = fine_tune_loop(loader, sampler, dataset, optimizer, scheduler, epochs=options["epochs"],
+                                max_steps=options["max_steps"], train_modules=[model.module], step=train_step,
+                                validate=validate if y_val is not None else None, state_module=model.module,
+                                clip_grad_norm=options["clip_grad_norm"])
     model.module.eval()
     with clock("test_features_s"):
         probs = probabilities(test)
     details = {
-        "selection": "best val mA" if best is not None else "last-epoch",
-        "selected_epoch": (best[1] if best is not None else last_epoch) + 1,
-        "train_loss": losses,
-        "val_mA": [round(v, 6) for v in val_curve],
-        "steps": steps_done,
+        "selection": "best val mA" if record.best_epoch is not None else "last-epoch",
+        "selected_epoch": record.selected_epoch,
+        "train_loss": [round(x.get("loss", 0.0), 6) for x in record.losses],
+        "val_mA": [round(v, 6) for v in record.val_curve],
+        "steps": record.steps,
         "num_train_images": len(train),
         "num_val_images": len(val),
         "train_positive_ratio": [round(float(r), 6) for r in y_train.astype(np.float64).mean(0)],
         "classifier": "Linear + BatchNorm1d on the logits" if options["logits_bn"] else "Linear",
         "test_features": "sigmoid of the fine-tuned copy's logits, no flip",
     }
-    return _output(ctx, probs, y_test, metric, options, details, "val" if best is not None else None, clock,
+    return _output(ctx, probs, y_test, metric, options, details, "val" if record.best_epoch is not None else None, clock,
                    zero_shot=False)

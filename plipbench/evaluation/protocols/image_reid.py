@@ -22,6 +22,7 @@ from plipbench.evaluation.protocols._training import (
     check_float,
     check_int,
     check_loop_options,
+    fine_tune_loop,
     option_error,
     pk_sampler,
     relabel,
@@ -224,38 +225,21 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     optimizer = torch.optim.AdamW(params, lr=options["lr"], weight_decay=options["weight_decay"])
     scheduler = warmup_scheduler(optimizer, options["warmup_steps"])
 
-    losses: list[dict[str, float]] = []
-    steps_done, epochs_done = 0, 0
-    max_steps = options["max_steps"]
+    def train_step(batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
+        images, _, batch_labels = batch
+        images, batch_labels = images.to(device), batch_labels.to(device)
+        feature = encoder._encode_image(images).float()
+        logits = classifier(neck(feature))
+        id_loss = F.cross_entropy(logits, batch_labels, label_smoothing=options["label_smoothing"])
+        triplet = batch_hard_triplet_loss(feature, batch_labels, options["margin"])
+        return id_loss + triplet, {"id": id_loss, "triplet": triplet}, 1
+
     # seeded: dropout or stochastic depth in a backbone draws from torch's RNG, which must not depend on
     # what ran before in the process
     with clock("train_s"), seeded(ctx.seed + 1, device):
-        for epoch in range(options["epochs"]):
-            if max_steps is not None and steps_done >= max_steps:
-                break
-            sampler.set_epoch(epoch)
-            dataset.set_epoch(epoch)
-            model.module.train()
-            classifier.train()
-            sums, steps = {"id": 0.0, "triplet": 0.0}, 0
-            for images, _, batch_labels in loader:
-                images, batch_labels = images.to(device), batch_labels.to(device)
-                feature = encoder._encode_image(images).float()
-                logits = classifier(neck(feature))
-                id_loss = F.cross_entropy(logits, batch_labels, label_smoothing=options["label_smoothing"])
-                triplet = batch_hard_triplet_loss(feature, batch_labels, options["margin"])
-                loss = id_loss + triplet
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                sums["id"] += id_loss.item()
-                sums["triplet"] += triplet.item()
-                steps, steps_done = steps + 1, steps_done + 1
-                if max_steps is not None and steps_done >= max_steps:
-                    break
-            epochs_done += 1
-            losses.append({k: round(v / max(steps, 1), 6) for k, v in sums.items()})
+        record = fine_tune_loop(loader, sampler, dataset, optimizer, scheduler, epochs=options["epochs"],
+                                max_steps=options["max_steps"], train_modules=[model.module, classifier],
+                                step=train_step)
     model.module.eval()
     with clock("test_features_s"):
         encode = lambda records, flip: ctx.features.encode_images_with(model, records, flip=flip).cpu()  # noqa: E731
@@ -264,7 +248,8 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     with clock("metric_s"):
         scores, per_query, details, protocol = evaluate_image_retrieval(ctx, query, gallery, options["rerank"])
     details.update(
-        selection="last-epoch", selected_epoch=epochs_done, train_loss=losses, steps=steps_done,
+        selection="last-epoch", selected_epoch=record.selected_epoch,
+        train_loss=[{k: round(v, 6) for k, v in epoch.items()} for epoch in record.losses], steps=record.steps,
         num_train_images=len(train), num_train_identities=num_classes, effective_identities_per_batch=p_eff,
         sampler=sampler.describe(), test_features="post-BNNeck feature of the fine-tuned copy",
     )  # fmt: skip

@@ -22,6 +22,7 @@ from plipbench.evaluation.protocols._training import (
     check_float,
     check_int,
     check_loop_options,
+    fine_tune_loop,
     l2_normalize,
     option_error,
     pk_sampler,
@@ -394,44 +395,29 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     optimizer = torch.optim.AdamW(groups, lr=options["lr"], weight_decay=options["weight_decay"])
     scheduler = warmup_scheduler(optimizer, options["warmup_steps"])
 
-    losses: list[float] = []
-    val_curve: list[float] = []
-    best: tuple[float, int, dict[str, Any]] | None = None
-    steps_done, last_epoch = 0, -1
-    max_steps = options["max_steps"]
+    def train_step(batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
+        images, captions, batch_labels = batch
+        images, batch_labels = images.to(device), batch_labels.to(device)
+        image_emb = model._encode_image(images)
+        text_emb = model._encode_text(captions)
+        loss = identity_contrastive_loss(image_emb, text_emb, batch_labels)
+        if use_cmpc:
+            loss = loss + cmpc_loss(image_emb, text_emb, batch_labels, classifier)
+        return loss, {"loss": loss}, 1
+
+    validate = None
+    if val:
+        val_captions, _, val_text_pids = caption_pairs(val)
+
+        def validate() -> float:
+            val_images, val_texts = _encode_with(ctx, model, val, val_captions)
+            return _val_r1(val_images, val_texts, [r.pid for r in val], val_text_pids)
+
     # seeded: dropout in the text encoder draws from torch's RNG, which must not depend on what ran before
     with clock("train_s"), seeded(ctx.seed + 1, device):
-        for epoch in range(options["epochs"]):
-            if max_steps is not None and steps_done >= max_steps:
-                break
-            last_epoch = epoch
-            sampler.set_epoch(epoch)
-            dataset.set_epoch(epoch)
-            model.module.train()
-            total, steps = 0.0, 0
-            for images, captions, batch_labels in loader:
-                images, batch_labels = images.to(device), batch_labels.to(device)
-                image_emb = model._encode_image(images)
-                text_emb = model._encode_text(captions)
-                loss = identity_contrastive_loss(image_emb, text_emb, batch_labels)
-                if use_cmpc:
-                    loss = loss + cmpc_loss(image_emb, text_emb, batch_labels, classifier)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                total, steps, steps_done = total + loss.item(), steps + 1, steps_done + 1
-                if max_steps is not None and steps_done >= max_steps:
-                    break
-            losses.append(total / max(steps, 1))
-            if val:
-                val_captions, _, val_text_pids = caption_pairs(val)
-                val_images, val_texts = _encode_with(ctx, model, val, val_captions)
-                val_curve.append(_val_r1(val_images, val_texts, [r.pid for r in val], val_text_pids))
-                if best is None or val_curve[-1] > best[0]:
-                    best = (val_curve[-1], epoch, state_copy(model.module))
-    if best is not None:
-        model.module.load_state_dict(best[2])
+        record = fine_tune_loop(loader, sampler, dataset, optimizer, scheduler, epochs=options["epochs"],
+                                max_steps=options["max_steps"], train_modules=[model.module], step=train_step,
+                                validate=validate, state_module=model.module)
     model.module.eval()
     with clock("test_features_s"):
         test_images, test_texts = _encode_with(ctx, model, test_records, test_captions)
@@ -440,11 +426,11 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
             test_images, test_texts, [r.pid for r in test_records], test_text_pids, ks=metric["ks"],
             directions=options["directions"])
     details.update(
-        selection="best val R@1" if best is not None else "last-epoch",
-        selected_epoch=(best[1] if best is not None else last_epoch) + 1,
-        train_loss=[round(x, 6) for x in losses],
-        val_R1=[round(x, 6) for x in val_curve],
-        steps=steps_done,
+        selection="best val R@1" if record.best_epoch is not None else "last-epoch",
+        selected_epoch=record.selected_epoch,
+        train_loss=[round(x.get("loss", 0.0), 6) for x in record.losses],
+        val_R1=[round(x, 6) for x in record.val_curve],
+        steps=record.steps,
         num_train_images=len(train),
         num_train_identities=num_classes,
         effective_identities_per_batch=p_eff,
@@ -452,5 +438,5 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         test_features="fine-tuned copy, no flip",
     )
     return ProtocolOutput(scores=scores, per_query=per_query, details=details, metric_protocol=protocol,
-                          options=options, selection_split="val" if best is not None else None,
+                          options=options, selection_split="val" if record.best_epoch is not None else None,
                           timings=clock.timings, zero_shot=False)
