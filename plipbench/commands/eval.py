@@ -18,7 +18,9 @@ def eval_command(
     name: str | None = typer.Option(None, "--name", help="Name the backbone in results and leaderboards."),
     option: list[str] = typer.Option(None, "--option", help="Protocol option key=value for every protocol run "
                                      "(e.g. epochs=1)."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="First training seed."),
+    seeds: int = typer.Option(1, "--seeds", help="Run every trained protocol with seeds --seed .. --seed+N-1 "
+                              "(zero-shot protocols run once: they are deterministic)."),
     device: str = typer.Option("cpu", "--device"),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
     num_workers: int = typer.Option(0, "--num-workers", min=0),
@@ -47,18 +49,19 @@ def eval_command(
         options[key.strip()] = yaml.safe_load(raw)
     frame = evaluate(
         model, task, suite=suite, protocols=protocol or None, out=out, overwrite=overwrite, name=name,
-        options=options, seed=seed, device=device, batch_size=batch_size, num_workers=num_workers, progress=progress,
+        options=options, seed=seed, seeds=seeds, device=device, batch_size=batch_size, num_workers=num_workers, progress=progress,
     )  # fmt: skip
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
         return
     table = Table(title=f"plipbench eval -> {out}")
-    for column in ("backbone", "task", "protocol", "status", "main score", "value", "seconds"):
+    for column in ("backbone", "task", "protocol", "seed", "status", "main score", "value", "seconds"):
         table.add_column(column)
     for row in frame.itertuples():
         value = f"{100 * row.score:.1f}" if row.score is not None and row.score == row.score else "-"
-        table.add_row(row.backbone, row.task, row.protocol, row.status, row.main_score or "-", value,
+        table.add_row(row.backbone, row.task, row.protocol, "-" if row.seed is None or row.seed != row.seed
+                      else str(int(row.seed)), row.status, row.main_score or "-", value,
                       f"{row.seconds:.1f}")
     console = Console()
     console.print(table)

@@ -8,6 +8,12 @@ paired comparisons, compressed (zlib + base64 of ``.npy`` bytes):
   ``0 <= first_hit_rank < k`` and the per-query score of ``mAP`` is ``AP``;
 * attributes: ``probs`` and ``labels`` (N x L) - metrics are recomputed on bootstrap resamples.
 
+Seeds: ``seed`` is the training seed of the run that made the number - the pre-training seed of the
+backbone (``plipbench bench``: pre-training seed s gives model s, whose protocols run with seed s) and/or
+the protocol's own seed (initialisation, batch order, few-shot subset). ``None`` means nothing in the result
+depends on a seed: fixed weights and an untrained (zero-shot) protocol. One file per seed:
+``<backbone>__<task>__<protocol>__seed<s>.json`` (no suffix for ``seed=None``).
+
 ``provenance`` says exactly how the number was made (version, commit, spec hash, dataset
 fingerprint, backbone metadata and checkpoint hash, protocol options, seeds, the split used for
 model selection, timings, hardware).
@@ -18,16 +24,18 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import zlib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from plipbench.errors import DataError
 from plipbench.io import atomic_write_text
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+SUPPORTED_SCHEMA_VERSIONS = (1, 2)  # 1: before seeds (read as seed None)
 
 
 def encode_array(array: Any) -> str:
@@ -68,6 +76,7 @@ class TaskResult(BaseModel):
 
     schema_version: int = SCHEMA_VERSION
     backbone: str
+    seed: int | None = Field(None, description="training seed of this run; None: nothing depends on a seed")
     task: str
     task_family: str = Field(description="text-reid | image-reid | attributes | domain-generalization")
     protocol: str = Field(description="zero-shot | linear-probe | fine-tune | few-shot-... ")
@@ -81,12 +90,37 @@ class TaskResult(BaseModel):
     per_query: dict[str, str] = Field(default_factory=dict, description="name -> encode_array(...)")
     details: dict[str, Any] = Field(default_factory=dict, description="e.g. per-attribute table")
     provenance: Provenance
+    _source_path: str | None = PrivateAttr(None)
+
+    @property
+    def source_path(self) -> str | None:
+        """The file this result was read from (None for a result built in memory)."""
+        return self._source_path
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_schema(cls, value: int) -> int:
+        if value not in SUPPORTED_SCHEMA_VERSIONS:
+            raise ValueError(f"schema_version {value} is not one this plipbench reads "
+                             f"({', '.join(map(str, SUPPORTED_SCHEMA_VERSIONS))}); upgrade plipbench")
+        return value
+
+    @field_validator("scores")
+    @classmethod
+    def _fractions(cls, scores: dict[str, float]) -> dict[str, float]:
+        for name, value in scores.items():
+            if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"score {name} = {value} is not a fraction in [0, 1]")
+        return scores
 
     def per_query_arrays(self) -> dict[str, Any]:
         return {name: decode_array(blob) for name, blob in self.per_query.items()}
 
     def file_name(self) -> str:
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{self.backbone}__{self.task}__{self.protocol}")
+        stem = f"{self.backbone}__{self.task}__{self.protocol}"
+        if self.seed is not None:
+            stem += f"__seed{self.seed}"
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
         return f"{safe}.json"
 
     def save(self, directory: str | Path) -> Path:
@@ -96,24 +130,64 @@ class TaskResult(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path) -> TaskResult:
-        path = Path(path)
+        return cls.from_raw(_read_json(path), path)
+
+    @classmethod
+    def from_raw(cls, raw: Any, path: str | Path) -> TaskResult:
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as err:
-            raise DataError(path, "result file not found") from err
-        except json.JSONDecodeError as err:
-            raise DataError(path, f"not valid JSON ({err.msg} at line {err.lineno} column {err.colno})") from err
-        try:
-            return cls.model_validate(raw)
+            result = cls.model_validate(raw)
         except Exception as err:  # pydantic.ValidationError: name the file, keep it to one line
-            first = str(err).splitlines()
-            raise DataError(path, f"not a plipbench result ({' '.join(first[:3])})") from err
+            lines = [line.strip() for line in str(err).splitlines()[1:] if line.strip()]
+            raise DataError(path, f"not a plipbench result ({'; '.join(lines[:4])})") from err
+        result._source_path = str(path)
+        return result
 
 
-def load_results(directory: str | Path) -> list[TaskResult]:
-    """Every ``*.json`` result under ``directory`` (recursively), sorted by (backbone, task, protocol)."""
+RESULT_KEYS = frozenset({"backbone", "task", "provenance"})
+
+
+def _read_json(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise DataError(path, "result file not found") from err
+    except UnicodeDecodeError as err:
+        raise DataError(path, f"not UTF-8 text ({err.reason} at byte {err.start})") from err
+    except json.JSONDecodeError as err:
+        raise DataError(path, f"not valid JSON ({err.msg} at line {err.lineno} column {err.colno})") from err
+
+
+def looks_like_result(path: str | Path) -> bool:
+    """Whether ``path`` is a JSON object with the keys every result has (it may still fail validation)."""
+    try:
+        raw = _read_json(path)
+    except DataError:
+        return False
+    return isinstance(raw, dict) and set(raw) >= RESULT_KEYS
+
+
+def load_results(directory: str | Path, *, ignored: list[Path] | None = None) -> list[TaskResult]:
+    """Every ``*.json`` result under ``directory`` (recursively), sorted by (backbone, task, protocol, seed).
+
+    JSON files that are not results (not an object with the keys ``backbone``, ``task`` and ``provenance``:
+    a leaderboard written with ``--format json --out``, a user's notes) are skipped and appended to
+    ``ignored``; a file that is not JSON, or has those keys but does not validate, is a :class:`DataError`
+    naming it.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise DataError(directory, "results directory not found")
-    results = [TaskResult.load(p) for p in sorted(directory.rglob("*.json"))]
-    return sorted(results, key=lambda r: (r.backbone, r.task, r.protocol))
+    results = []
+    for path in sorted(directory.rglob("*.json")):
+        raw = _read_json(path)  # a *.json that is not JSON at all (a truncated copy?) is reported, naming it
+        if not (isinstance(raw, dict) and set(raw) >= RESULT_KEYS):
+            if ignored is not None:
+                ignored.append(path)
+            continue
+        results.append(TaskResult.from_raw(raw, path))
+    return sorted(results, key=result_sort_key)
+
+
+def result_sort_key(r: TaskResult) -> tuple:
+    return r.backbone, r.task, r.protocol, -1 if r.seed is None else r.seed

@@ -33,14 +33,53 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_OUT = Path("results") / "eval"
 
 
-def _still_valid(result: Any, backbone_fingerprint: str, task_hash: str) -> bool:
-    """A stored result is reused only if the same backbone (weights fingerprint) made it on the same task spec.
+def _still_valid(result: Any, backbone_fingerprint: str, task_hash: str, data: TaskData) -> bool:
+    """A stored result is reused only if the same backbone (weights fingerprint) made it on the same task spec
+    and the same data (the target's and the training source's dataset fingerprints).
 
-    Anything else (a re-trained checkpoint under the same name, an edited task file) is recomputed and
-    the file is replaced, so a results folder never mixes old and new numbers silently.
+    Anything else (a re-trained checkpoint under the same name, an edited task file, deleted or replaced images,
+    ``PLIPBENCH_DATA`` pointing at another copy) is recomputed and the file is replaced, so a results folder never
+    mixes old and new numbers silently.
     """
     stored = (result.provenance.backbone or {}).get("fingerprint")
-    return stored == backbone_fingerprint and result.provenance.task_spec_hash == task_hash
+    source = (result.provenance.protocol_options or {}).get("source_dataset_fingerprint")
+    return (stored == backbone_fingerprint and result.provenance.task_spec_hash == task_hash
+            and result.provenance.dataset_fingerprint == data.target_fingerprint
+            and source == data.source_fingerprint)
+
+
+def is_stochastic(protocol: ProtocolSpec) -> bool:
+    """Whether a protocol's number depends on a seed: everything that trains (probes, fine-tunes) or draws a
+    few-shot subset; a zero-shot protocol on all the data is deterministic given the weights."""
+    return protocol.base != "zero-shot" or protocol.train_fraction < 1.0
+
+
+def resolve_seeds(seed: int, seeds: int | None) -> list[int]:
+    """``--seed S --seeds N`` -> ``[S, ..., S+N-1]``; refuses N < 1."""
+    if seeds is None:
+        return [int(seed)]
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"--seeds must be a whole number >= 1, got {seeds!r}")
+    return [int(seed) + i for i in range(seeds)]
+
+
+def _result_lock(path: Path, world_size: int) -> Any:
+    """A file lock per result (under the cache), so a second process on the same output waits, then reuses.
+
+    Under torchrun every rank takes part in computing a result, so ranks do not lock (one job owns its folder).
+    """
+    import contextlib
+
+    if world_size > 1:
+        return contextlib.nullcontext()
+    from filelock import FileLock
+
+    from plipbench.environment import cache_root
+
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]
+    lock_dir = cache_root() / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(lock_dir / f"result-{digest}.lock"))
 
 
 @dataclass
@@ -55,6 +94,7 @@ class RunRecord:
     path: str | None = None
     reason: str | None = None
     seconds: float = 0.0
+    seed: int | None = None
 
 
 def dataset_fingerprint(dataset: PersonDataset) -> str:
@@ -151,6 +191,9 @@ def evaluate(
     name: str | None = None,
     options: dict[str, Any] | None = None,
     seed: int = 0,
+    seeds: int | None = None,
+    backbone_seed: int | None = None,
+    suite_tag: str | None = None,
     device: str = "cpu",
     batch_size: int = 64,
     num_workers: int = 0,
@@ -165,20 +208,23 @@ def evaluate(
     Protocol options: the suite's ``protocol_options`` for the base protocol, then the task's, then
     ``options`` (later wins). ``backbone_info`` is merged into the recorded backbone metadata (for
     example ``pretraining_seconds``).
+
+    Seeds: every protocol that trains runs once per seed ``seed, ..., seed + seeds - 1`` (one result file
+    each); a zero-shot protocol runs once and its result has ``seed=None`` (deterministic). When the backbone
+    itself was trained with a seed (``backbone_seed``; ``plipbench bench`` pre-trains model s with seed s),
+    every protocol runs once with that seed and every result carries it.
+    ``suite_tag`` records which ``plipbench bench`` suite produced the result (``details["suite"]``).
     """
     import pandas as pd
 
-    from plipbench import __version__
     from plipbench.distributed import init_distributed
     from plipbench.environment import cache_root, git_commit
     from plipbench.evaluation.features import FeatureStore
-    from plipbench.evaluation.protocols import get_protocol
-    from plipbench.evaluation.protocols.base import ProtocolContext
-    from plipbench.evaluation.results import Provenance, TaskResult, encode_array
     from plipbench.models import create_backbone
 
     if (tasks is None) == (suite is None):
         raise ConfigError("give either tasks or a suite")
+    seed_list = resolve_seeds(seed, seeds)
     registry = registry or TaskRegistry()
     suite_options: dict[str, dict[str, Any]] = {}
     if suite is not None:
@@ -209,74 +255,106 @@ def evaluate(
     for task, protocol_names in runs:
         for pname in protocol_names:
             protocol = task.protocol(pname)
-            probe = TaskResult.model_construct(backbone=display, task=task.name, protocol=pname)
-            path = out_dir / probe.file_name()
-            if path.is_file() and not overwrite:
-                done = TaskResult.load(path)
-                if _still_valid(done, backbone.fingerprint, task.spec_hash()):
-                    rows.append(RunRecord(display, task.name, pname, "cached", done.main_score,
-                                          done.scores.get(done.main_score), dict(done.scores), str(path)))
-                    continue
-            started = time.perf_counter()
-            try:
-                data = build_task_data(task, protocol, datasets, ctx, seed)
-            except DataError as err:
-                if skip_missing and task.dataset.root is not None:
-                    rows.append(RunRecord(display, task.name, pname, "skipped", reason=str(err)))
-                    continue
-                raise
-            needs_text = task.kind == "text-reid" or (task.kind == "attributes" and protocol.base == "zero-shot")
-            if needs_text and not backbone.has_text:
-                reason = f"backbone {display} has no text encoder; task {task.name} ({pname}) needs one"
-                if skip_missing:
-                    rows.append(RunRecord(display, task.name, pname, "skipped", reason=reason))
-                    continue
-                raise PlipbenchError(reason)
-            before = dict(store.stats)
-            pctx = ProtocolContext(
-                backbone=backbone, task=task, protocol=protocol, data=data, features=store,
-                options={**suite_options.get(protocol.base, {}), **protocol.options, **(options or {})},
-                seed=seed, device=device,
-                progress=progress and ctx.is_main, is_main=ctx.is_main,
-            )  # fmt: skip
-            output = get_protocol(task.kind, protocol.base)(pctx)
-            total = time.perf_counter() - started
-            feature_seconds = store.stats["seconds"] - before["seconds"]
-            encoded = store.stats["images_encoded"] - before["images_encoded"]
-            encode_seconds = store.stats["encode_seconds"] - before["encode_seconds"]
-            timings = {"features_s": round(feature_seconds, 3), "total_s": round(total, 3),
-                       **{k: round(v, 3) for k, v in output.timings.items()}}
-            if encoded and encode_seconds > 0:
-                timings["images_per_second"] = round(encoded * ctx.world_size / encode_seconds, 1)
-            datasets_seen = [task.dataset.display_name()] + ([task.train_dataset.display_name()] if task.train_dataset else [])
-            result = TaskResult(
-                backbone=display, task=task.name, task_family=task.family, protocol=pname,
-                dataset=task.dataset.display_name(), main_score=task.main_score,
-                scores={k: float(v) for k, v in output.scores.items()}, zero_shot=output.zero_shot,
-                saw_task_training_data=not backbone.metadata.is_zero_shot_on(datasets_seen),
-                per_query={},
-                details={**output.details, "paper_task": task.paper_task, "train_fraction": protocol.train_fraction,
-                         "num_train_records": len(data.train_records)},
-                provenance=Provenance(
-                    plipbench_version=__version__, git_commit=commit, task_spec_hash=task.spec_hash(),
-                    dataset_fingerprint=data.target_fingerprint,
-                    backbone=backbone.metadata.model_dump(mode="json") | {"fingerprint": backbone.fingerprint}
-                    | {"parameter_count": backbone.metadata.num_parameters} | (backbone_info or {}),
-                    checkpoint_sha256=backbone.metadata.checkpoint_sha256,
-                    protocol_options=output.options | {"base": protocol.base, "train_fraction": protocol.train_fraction,
-                                                       "source_dataset_fingerprint": data.source_fingerprint},
-                    metric_protocol=output.metric_protocol, seeds={"seed": seed}, selection_split=output.selection_split,
-                    timings=timings, hardware=hardware | {"world_size": ctx.world_size},
-                    created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                ),
-            )  # fmt: skip
-            result.per_query = {k: encode_array(v) for k, v in output.per_query.items()}
-            if task.main_score not in result.scores:
-                raise PlipbenchError(f"task {task.name}: protocol {pname} did not report the main score {task.main_score}")
-            if ctx.is_main:
-                result.save(out_dir)
-            rows.append(RunRecord(display, task.name, pname, "done", task.main_score, result.scores[task.main_score],
-                                  dict(result.scores), str(path), seconds=round(total, 2)))
-    frame = pd.DataFrame([r.__dict__ for r in rows])
+            if backbone_seed is not None:
+                plan: list[tuple[int, int | None]] = [(backbone_seed, backbone_seed)]
+            elif is_stochastic(protocol):
+                plan = [(s, s) for s in seed_list]
+            else:
+                plan = [(seed_list[0], None)]  # deterministic: one run, no seed
+            for run_seed, tag in plan:
+                row = _run_one(task, protocol, pname, run_seed, tag, backbone_seed, display=display,
+                               backbone=backbone, store=store, datasets=datasets, ctx=ctx, out_dir=out_dir,
+                               overwrite=overwrite, skip_missing=skip_missing, suite_options=suite_options,
+                               options=options, device=device, progress=progress, hardware=hardware, commit=commit,
+                               backbone_info=backbone_info, suite_tag=suite_tag)
+                rows.append(row)
+                if row.status == "skipped":
+                    break
+    frame = pd.DataFrame([r.__dict__ for r in rows], columns=list(RunRecord.__dataclass_fields__))
     frame.attrs["feature_cache"] = dict(store.stats)
     return frame
+
+
+def _run_one(task: TaskSpec, protocol: ProtocolSpec, pname: str, seed: int, tag: int | None,
+             backbone_seed: int | None, *, display: str, backbone: Backbone, store: Any, datasets: _DatasetCache,
+             ctx: Any, out_dir: Path, overwrite: bool, skip_missing: bool, suite_options: dict[str, Any],
+             options: dict[str, Any] | None, device: str, progress: bool, hardware: dict[str, Any],
+             commit: str | None, backbone_info: dict[str, Any] | None, suite_tag: str | None) -> RunRecord:
+    """One (task, protocol, seed): reuse the stored result when still valid, else compute and save it."""
+    from plipbench import __version__
+    from plipbench.evaluation.protocols import get_protocol
+    from plipbench.evaluation.protocols.base import ProtocolContext
+    from plipbench.evaluation.results import Provenance, TaskResult, encode_array
+
+    probe = TaskResult.model_construct(backbone=display, task=task.name, protocol=pname, seed=tag)
+    path = out_dir / probe.file_name()
+    started = time.perf_counter()
+    try:
+        data = build_task_data(task, protocol, datasets, ctx, seed)
+    except DataError as err:
+        if skip_missing and task.dataset.root is not None:
+            return RunRecord(display, task.name, pname, "skipped", reason=str(err), seed=tag)
+        raise
+    needs_text = task.kind == "text-reid" or (task.kind == "attributes" and protocol.base == "zero-shot")
+    if needs_text and not backbone.has_text:
+        reason = f"backbone {display} has no text encoder; task {task.name} ({pname}) needs one"
+        if skip_missing:
+            return RunRecord(display, task.name, pname, "skipped", reason=reason, seed=tag)
+        raise PlipbenchError(reason)
+    with _result_lock(path, ctx.world_size):
+        if path.is_file() and not overwrite:
+            try:
+                done = TaskResult.load(path)
+            except DataError:
+                done = None  # unreadable or foreign: recomputed and replaced below
+            if done is not None and _still_valid(done, backbone.fingerprint, task.spec_hash(), data):
+                return RunRecord(display, task.name, pname, "cached", done.main_score,
+                                 done.scores.get(done.main_score), dict(done.scores), str(path), seed=tag)
+        before = dict(store.stats)
+        pctx = ProtocolContext(
+            backbone=backbone, task=task, protocol=protocol, data=data, features=store,
+            options={**suite_options.get(protocol.base, {}), **protocol.options, **(options or {})},
+            seed=seed, device=device,
+            progress=progress and ctx.is_main, is_main=ctx.is_main,
+        )  # fmt: skip
+        output = get_protocol(task.kind, protocol.base)(pctx)
+        total = time.perf_counter() - started
+        feature_seconds = store.stats["seconds"] - before["seconds"]
+        encoded = store.stats["images_encoded"] - before["images_encoded"]
+        encode_seconds = store.stats["encode_seconds"] - before["encode_seconds"]
+        timings = {"features_s": round(feature_seconds, 3), "total_s": round(total, 3),
+                   **{k: round(v, 3) for k, v in output.timings.items()}}
+        if encoded and encode_seconds > 0:
+            timings["images_per_second"] = round(encoded * ctx.world_size / encode_seconds, 1)
+        datasets_seen = [task.dataset.display_name()] + ([task.train_dataset.display_name()] if task.train_dataset else [])
+        seeds_used = {"protocol": int(seed)} if tag is not None else {}
+        if backbone_seed is not None:
+            seeds_used["pretraining"] = int(backbone_seed)
+        result = TaskResult(
+            backbone=display, seed=tag, task=task.name, task_family=task.family, protocol=pname,
+            dataset=task.dataset.display_name(), main_score=task.main_score,
+            scores={k: float(v) for k, v in output.scores.items()}, zero_shot=output.zero_shot,
+            saw_task_training_data=not backbone.metadata.is_zero_shot_on(datasets_seen),
+            per_query={},
+            details={**output.details, "paper_task": task.paper_task, "train_fraction": protocol.train_fraction,
+                     "num_train_records": len(data.train_records)} | ({"suite": suite_tag} if suite_tag else {}),
+            provenance=Provenance(
+                plipbench_version=__version__, git_commit=commit, task_spec_hash=task.spec_hash(),
+                dataset_fingerprint=data.target_fingerprint,
+                backbone=backbone.metadata.model_dump(mode="json") | {"fingerprint": backbone.fingerprint}
+                | {"parameter_count": backbone.metadata.num_parameters} | (backbone_info or {}),
+                checkpoint_sha256=backbone.metadata.checkpoint_sha256,
+                protocol_options=output.options | {"base": protocol.base, "train_fraction": protocol.train_fraction,
+                                                   "source_dataset_fingerprint": data.source_fingerprint},
+                metric_protocol=output.metric_protocol, seeds=seeds_used, selection_split=output.selection_split,
+                timings=timings, hardware=hardware | {"world_size": ctx.world_size},
+                created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            ),
+        )  # fmt: skip
+        result.per_query = {k: encode_array(v) for k, v in output.per_query.items()}
+        if task.main_score not in result.scores:
+            raise PlipbenchError(f"task {task.name}: protocol {pname} did not report the main score {task.main_score}")
+        if ctx.is_main:
+            result.save(out_dir)
+    return RunRecord(display, task.name, pname, "done", task.main_score, result.scores[task.main_score],
+                     dict(result.scores), str(path), seconds=round(total, 2), seed=tag)

@@ -194,9 +194,19 @@ class SuiteSpec(_Strict):
     protocol_options: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="base protocol -> options applied to every task of the suite"
     )
-    tolerances: dict[str, float] = Field(
-        default_factory=dict, description="metric -> absolute tolerance for `bench --check` ('default' for the rest)"
+    seeds: int = Field(1, ge=1, description="training seeds 0..seeds-1 of every trained artefact (`--seeds` overrides)")
+    check: dict[str, float] = Field(
+        default_factory=dict, description="statistics of `bench --check` (alpha, sd_floor; see "
+        "plipbench.leaderboard.reproduction)"
     )
+
+    @field_validator("check")
+    @classmethod
+    def _check_rule(cls, value: dict[str, float]) -> dict[str, float]:
+        from plipbench.leaderboard.reproduction import CheckRule
+
+        CheckRule(**value)  # unknown keys and out-of-range values are refused here, when the suite loads
+        return value
 
     def entries(self) -> list[SuiteEntry]:
         return [SuiteEntry(task=t) if isinstance(t, str) else t for t in self.tasks]

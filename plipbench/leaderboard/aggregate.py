@@ -2,7 +2,8 @@
 
 Conventions:
 
-* Each column is one (task family, protocol, task); its value is the result's ``main_score``. Columns are ordered
+* Each column is one (task family, protocol, task); its value is the mean over seeds of the results'
+  ``main_score`` (see :mod:`plipbench.leaderboard.seeds` for cells, seeds and what a folder may mix). Columns are ordered
   by family (text-reid, image-reid, attributes, domain-generalization, then others alphabetically), protocol
   (zero-shot, linear-probe, few-shot-*, fine-tune, then others) and task name.
 * **Average rank**: each column ranks the backbones that have it (1 = best = highest score, ties share the
@@ -14,7 +15,7 @@ Conventions:
   ``provenance.backbone["pretraining_seconds"]``.
 * **Dagger** (†): a zero-shot cell of a backbone whose pre-training included the task's training data
   (``saw_task_training_data``), so it is not truly zero-shot.
-* **CI** (``with_ci=True``): see :mod:`plipbench.leaderboard.significance`.
+* **CI** (``with_ci=True``): the two-level bootstrap of :mod:`plipbench.leaderboard.seeds` (seeds and queries).
 * **Reference** (``reference="plip-paper"``): paper numbers whose (paper task, protocol, metric) equal a column's
   are added as extra, unranked rows labelled "reported in the PLIP paper, not reproduced"; when none matches, the
   reference tables are shown alone, after the leaderboard.
@@ -34,6 +35,7 @@ from plipbench.leaderboard.reference import REFERENCE_LABEL, paper_task_of, refe
 FAMILY_ORDER = ("text-reid", "image-reid", "attributes", "domain-generalization")
 PROTOCOL_ORDER = ("zero-shot", "linear-probe", "few-shot", "fine-tune")
 DAGGER = "†"
+UNKNOWN_MARK = "*"
 REFERENCE_MARK = "‡"
 COST_COLUMNS = ("parameters", "images_per_second", "pretraining_hours")
 
@@ -105,6 +107,9 @@ class Leaderboard:
     with_ci: bool = False
     ci_options: dict[str, Any] = field(default_factory=dict)
     per_attribute: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    n_seeds: Any | None = None  # DataFrame like scores: results (seeds) behind each cell
+    seed_values: dict[tuple[str, str], list[tuple[int | None, float]]] = field(default_factory=dict)
+    unknown_variance: set[tuple[str, str]] = field(default_factory=set)  # trained, but one seed only
 
     @property
     def backbones(self) -> list[str]:
@@ -116,14 +121,23 @@ class Leaderboard:
         if self.daggers:
             notes.append(f"{DAGGER} zero-shot, but the backbone's pre-training included this task's training data, "
                          "so it is not truly zero-shot.")
+        notes.append("Each cell is the mean over the row's training seeds (column seeds; a cell with another count "
+                     "says so in brackets). Pre-training seed s gives model s, whose protocols run with seed s; a "
+                     "backbone with fixed weights varies only through its protocols' seeds, and its zero-shot cell "
+                     "is one deterministic run.")
         if self.with_ci:
             o = self.ci_options
-            notes.append(f"± is half the width of the {o['confidence']:.0%} percentile bootstrap CI "
-                         f"({o['n_resamples']} resamples of the queries/images, seed {o['seed']}); no ± where the "
-                         "result has no per-query data.")
+            notes.append(f"± is half the width of the {o['confidence']:.0%} two-level percentile bootstrap CI "
+                         f"({o['n_resamples']} resamples, seed {o['seed']}): each resample draws the seeds with "
+                         "replacement (spread corrected by sqrt(S/(S-1))) and one resample of the test queries/"
+                         "images shared by the seeds, so it counts training-seed and test-sample noise; no ± where "
+                         "the results have no per-query data.")
+        if self.unknown_variance:
+            notes.append(f"{UNKNOWN_MARK} one seed of a trained model: its ± counts test samples only; training "
+                         "variance unknown.")
         notes.append("Cost: params = provenance.backbone.parameter_count, img/s = provenance.timings."
                      "images_per_second (median over tasks), pre-train = provenance.backbone.pretraining_seconds "
-                     "(s, min or h); blank when unknown.")
+                     "(s, min or h; mean over the seeds' models); blank when unknown.")
         if self.reference_beside is not None and len(self.reference_beside):
             notes.append(f"{REFERENCE_MARK} {REFERENCE_LABEL} (values as printed, table named in the row); "
                          "not ranked.")
@@ -142,7 +156,22 @@ class Leaderboard:
             text += f" ±{100 * (high - low) / 2:.1f}"
         if (backbone, column.id) in self.daggers:
             text += DAGGER
+        if (backbone, column.id) in self.unknown_variance:
+            text += UNKNOWN_MARK
+        n = self.cell_seeds(backbone, column)
+        if n and n != self.row_seeds(backbone):
+            text += f" [{n}]"
         return text
+
+    def cell_seeds(self, backbone: str, column: Column) -> int:
+        return 0 if self.n_seeds is None else int(self.n_seeds.at[backbone, column.id])
+
+    def row_seeds(self, backbone: str) -> int:
+        """The number of seeds most of the row's cells have (what the ``seeds`` column shows)."""
+        if self.n_seeds is None:
+            return 0
+        counts = [int(v) for v in self.n_seeds.loc[backbone] if int(v) > 0]
+        return max(set(counts), key=lambda c: (counts.count(c), c)) if counts else 0
 
     def views(self) -> list[TableView]:
         """The main table, then (when nothing matched) one table per reference paper table."""
@@ -152,20 +181,22 @@ class Leaderboard:
                 groups[-1] = (column.group, groups[-1][1] + 1)
             else:
                 groups.append((column.group, 1))
-        groups += [("rank", 1), ("cost", 3)]
-        headers = ["backbone", *[c.header for c in self.columns], "avg rank", "params", "img/s", "pre-train"]
+        groups += [("rank", 2), ("cost", 3)]
+        headers = ["backbone", *[c.header for c in self.columns], "avg rank", "seeds", "params", "img/s",
+                   "pre-train"]
         rows, kinds = [], []
         for backbone in self.backbones:
             costs = self.costs.loc[backbone]
             rows.append([backbone, *[self.cell_text(backbone, c) for c in self.columns],
-                         f"{self.average_rank[backbone]:.2f}", _format_params(costs["parameters"]),
+                         f"{self.average_rank[backbone]:.2f}", str(self.row_seeds(backbone) or ""),
+                         _format_params(costs["parameters"]),
                          _format_number(costs["images_per_second"], "{:.1f}"),
                          _format_duration(costs["pretraining_hours"])])
             kinds.append("result")
         if self.reference_beside is not None:
             for label, values in self.reference_beside.iterrows():
                 rows.append([f"{label} {REFERENCE_MARK}",
-                             *[_format_reference(values.get(c.id)) for c in self.columns], "", "", "", ""])
+                             *[_format_reference(values.get(c.id)) for c in self.columns], "", "", "", "", ""])
                 kinds.append("reference")
         views = [TableView("plipbench leaderboard", groups, headers, rows, kinds, self.footnotes())]
         if self.reference_alone is not None:
@@ -297,10 +328,11 @@ def build_leaderboard(results: list[TaskResult], *, with_ci: bool = False, refer
     import numpy as np
     import pandas as pd
 
+    from plipbench.leaderboard.seeds import cell_interval, group_cells
+
     results = filter_results(results, protocol=protocol, task_family=task_family) if results else []
     if not results and reference is None:
         raise ConfigError("no results to put on a leaderboard")
-    by_key: dict[tuple[str, str], TaskResult] = {}
     columns: dict[str, Column] = {}
     for r in results:
         column = Column(r.task_family, r.protocol, r.task, r.main_score, r.dataset, paper_task_of(r))
@@ -308,27 +340,33 @@ def build_leaderboard(results: list[TaskResult], *, with_ci: bool = False, refer
         if previous.metric != column.metric:
             raise ConfigError(f"task {r.task!r} ({r.protocol}) has main score {previous.metric!r} in one result "
                               f"and {column.metric!r} in another; columns need one metric")
-        if (r.backbone, column.id) in by_key:
-            raise ConfigError(f"two results for backbone {r.backbone!r}, task {r.task!r}, protocol {r.protocol!r}; "
-                              "keep one of them in the results directory")
         if r.main_score not in r.scores:
-            raise ConfigError(f"result {r.file_name()}: main score {r.main_score!r} is not among its scores "
-                              f"({', '.join(r.scores)})")
-        by_key[(r.backbone, column.id)] = r
+            raise ConfigError(f"result {r.source_path or r.file_name()}: main score {r.main_score!r} is not among "
+                              f"its scores ({', '.join(r.scores)})")
+    cells = {(backbone, Column(c.first.task_family, protocol, task, c.metric, c.first.dataset).id): c
+             for (backbone, task, protocol), c in group_cells(results).items()}
     ordered = sorted(columns.values(), key=_column_sort_key)
     backbones = sorted({r.backbone for r in results})
     ids = [c.id for c in ordered]
     scores = pd.DataFrame(np.nan, index=backbones, columns=ids, dtype=float)
     low, high = scores.copy(), scores.copy()
+    n_seeds = pd.DataFrame(0, index=backbones, columns=ids, dtype=int)
     daggers: set[tuple[str, str]] = set()
+    unknown_variance: set[tuple[str, str]] = set()
+    seed_values: dict[tuple[str, str], list[tuple[int | None, float]]] = {}
     per_attribute: dict[str, dict[str, list[dict[str, Any]]]] = {}
     ci_options = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed}
-    for (backbone, column_id), r in by_key.items():
-        scores.at[backbone, column_id] = float(r.scores[r.main_score])
+    for (backbone, column_id), cell in cells.items():
+        scores.at[backbone, column_id] = cell.mean()
+        n_seeds.at[backbone, column_id] = cell.n_seeds
+        seed_values[(backbone, column_id)] = list(zip(cell.seeds, cell.values(), strict=True))
+        r = cell.first
         if r.saw_task_training_data and (r.zero_shot or r.protocol == "zero-shot"):
             daggers.add((backbone, column_id))
+        if cell.training_variance_unknown:
+            unknown_variance.add((backbone, column_id))
         if with_ci:
-            ci = significance.result_ci(r, **ci_options)
+            ci = cell_interval(cell, **ci_options)
             if ci is not None:
                 low.at[backbone, column_id], high.at[backbone, column_id] = ci["low"], ci["high"]
         table = r.details.get("per_attribute")
@@ -341,7 +379,8 @@ def build_leaderboard(results: list[TaskResult], *, with_ci: bool = False, refer
     board = Leaderboard(
         columns=ordered, scores=scores.loc[order], low=low.loc[order], high=high.loc[order], daggers=daggers,
         average_rank=average_rank.loc[order], costs=costs.loc[order], with_ci=with_ci, ci_options=ci_options,
-        per_attribute=per_attribute, reference_name=reference,
+        per_attribute=per_attribute, reference_name=reference, n_seeds=n_seeds.loc[order],
+        seed_values=seed_values, unknown_variance=unknown_variance,
     )
     if reference is not None:
         _attach_reference(board, reference_results(reference))
@@ -358,8 +397,9 @@ def _costs(results: list[TaskResult], backbones: list[str]) -> Any:
                        if isinstance(r.provenance.backbone.get("parameter_count"), (int, float))), None)
         speeds = [float(r.provenance.timings["images_per_second"]) for r in mine
                   if "images_per_second" in r.provenance.timings]
-        pretrain = next((r.provenance.backbone["pretraining_seconds"] for r in mine
-                         if isinstance(r.provenance.backbone.get("pretraining_seconds"), (int, float))), None)
+        per_seed = {r.seed: float(r.provenance.backbone["pretraining_seconds"]) for r in mine
+                    if isinstance(r.provenance.backbone.get("pretraining_seconds"), (int, float))}
+        pretrain = statistics.mean(per_seed.values()) if per_seed else None  # one model per seed
         rows[backbone] = {"parameters": float(params) if params is not None else float("nan"),
                           "images_per_second": statistics.median(speeds) if speeds else float("nan"),
                           "pretraining_hours": float(pretrain) / 3600 if pretrain is not None else float("nan")}

@@ -3,7 +3,8 @@
 Markdown is written here as a plain pipe table (``tabulate``, which ``DataFrame.to_markdown`` needs, is not a
 dependency). The column groups (task family · protocol) form the header row; the column names form the first,
 bold, body row. CSV and JSON carry numbers in percent with one decimal (CI bounds as separate ``low``/``high``
-fields) and, in JSON, the exact fraction as well.
+fields) and, in JSON, the exact fractions as well: every cell has ``mean``, ``ci_low``, ``ci_high`` (fractions,
+with ``--ci``), ``n_seeds`` and ``per_seed`` (``[{"seed", "value"}]``).
 """
 
 from __future__ import annotations
@@ -68,10 +69,17 @@ def leaderboard_records(board: Leaderboard) -> dict[str, Any]:
             value = board.scores.at[backbone, c.id]
             if math.isnan(value):
                 continue
-            cell = {"score": _pct(value), "fraction": float(value),
+            per_seed = board.seed_values.get((backbone, c.id), [])
+            cell = {"score": _pct(value), "mean": float(value), "fraction": float(value),
+                    "n_seeds": len(per_seed),
+                    "per_seed": [{"seed": s, "value": float(v)} for s, v in per_seed],
+                    "training_variance_unknown": (backbone, c.id) in board.unknown_variance,
                     "not_truly_zero_shot": (backbone, c.id) in board.daggers}
             if board.with_ci:
-                cell["low"], cell["high"] = _pct(board.low.at[backbone, c.id]), _pct(board.high.at[backbone, c.id])
+                low, high = board.low.at[backbone, c.id], board.high.at[backbone, c.id]
+                cell["low"], cell["high"] = _pct(low), _pct(high)
+                cell["ci_low"] = None if math.isnan(low) else float(low)
+                cell["ci_high"] = None if math.isnan(high) else float(high)
             cells[c.id] = cell
         cost = board.costs.loc[backbone]
         rows.append({"backbone": backbone, "average_rank": _plain(board.average_rank[backbone], 3),
@@ -99,7 +107,7 @@ def leaderboard_csv(board: Leaderboard) -> str:
     import pandas as pd
 
     names = {c.id: f"{c.id} {c.metric}" for c in board.columns}
-    table: dict[str, list[Any]] = {"backbone": [], "source": [], "average_rank": [], "parameters": [],
+    table: dict[str, list[Any]] = {"backbone": [], "source": [], "average_rank": [], "seeds": [], "parameters": [],
                                    "images_per_second": [], "pretraining_hours": []}
     for c in board.columns:
         table[names[c.id]] = []
@@ -111,6 +119,7 @@ def leaderboard_csv(board: Leaderboard) -> str:
         table["backbone"].append(backbone)
         table["source"].append("plipbench")
         table["average_rank"].append(_plain(board.average_rank[backbone], 3))
+        table["seeds"].append(board.row_seeds(backbone))
         table["parameters"].append(_plain(cost["parameters"], 0))
         table["images_per_second"].append(_plain(cost["images_per_second"]))
         table["pretraining_hours"].append(_plain(cost["pretraining_hours"], 2))

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from runner_fixtures import write_tiny_tasks
 
-from plipbench.bench import compare_results, run_bench
+from plipbench.bench import run_bench
 from plipbench.evaluation import protocols as protocol_registry
 from plipbench.evaluation.results import load_results
 from plipbench.evaluation.tasks import TaskRegistry
@@ -41,23 +41,31 @@ def tiny_bench(tmp_path, monkeypatch):
             {"name": "tiny-plip", "pretrain": "mini", "overrides": TINY_PRETRAIN + data, "max_steps": 2},
             {"name": "tiny-floor", "pretrain": "mini", "overrides": TINY_PRETRAIN + data, "max_steps": 0},
         ],
-        "tolerances": {"default": 0.01},
+        "seeds": 2,
     }))
     return TaskRegistry(tasks), tmp_path
 
 
-def test_bench_pretrains_evaluates_and_writes_the_leaderboard(tiny_bench) -> None:
+def test_bench_pretrains_one_model_per_seed_evaluates_and_writes_the_leaderboard(tiny_bench) -> None:
     registry, tmp = tiny_bench
     out = tmp / "results" / "bench"
     report = run_bench("bench", out=out, registry=registry, progress=False)
-    names = [b["name"] for b in report.backbones]
-    assert names == ["tiny-plip", "tiny-floor"]
-    assert report.backbones[0]["pretraining_steps"] == 2 and report.backbones[1]["pretraining_steps"] == 0
+    assert [(b["name"], b["seed"]) for b in report.backbones] == [
+        ("tiny-plip", 0), ("tiny-plip", 1), ("tiny-floor", 0), ("tiny-floor", 1)]
+    assert [b["pretraining_steps"] for b in report.backbones] == [2, 2, 0, 0]
+    # seed s is its own model, with its own weights, from one recipe
+    specs = [b["spec"] for b in report.backbones]
+    assert len(set(specs)) == 4 and all("seed" in s for s in specs)
+    assert len({b["pretraining_recipe"] for b in report.backbones[:2]}) == 1
     results = load_results(out)
-    assert {(r.backbone, r.task) for r in results} == {("tiny-plip", "tiny-image"), ("tiny-floor", "tiny-image")}
-    assert results[0].provenance.backbone["pretraining_seconds"] >= 0
+    assert {(r.backbone, r.task, r.seed) for r in results} == {
+        ("tiny-plip", "tiny-image", 0), ("tiny-plip", "tiny-image", 1),
+        ("tiny-floor", "tiny-image", 0), ("tiny-floor", "tiny-image", 1)}
+    assert all(r.details["suite"] == "bench" for r in results)
+    assert {r.provenance.seeds["pretraining"] for r in results} == {0, 1}
+    assert len({r.provenance.backbone["fingerprint"] for r in results if r.backbone == "tiny-floor"}) == 2
     board = (tmp / "results" / "LEADERBOARD.md").read_text()
-    assert "tiny-plip" in board and "tiny-floor" in board
+    assert "tiny-plip" in board and "tiny-floor" in board and "2 training seed(s)" in board
     assert any("real-text" in s and "not found" in s for s in report.skipped)
     assert any("baseline x" in s for s in report.skipped)
 
@@ -65,34 +73,87 @@ def test_bench_pretrains_evaluates_and_writes_the_leaderboard(tiny_bench) -> Non
     again = run_bench("bench", out=out, registry=registry, progress=False)
     assert [b["pretraining_seconds"] for b in again.backbones] == [b["pretraining_seconds"] for b in report.backbones]
 
-    # a result the suite no longer produces (a dropped backbone or protocol) is removed
-    stale = out / "dropped-backbone__tiny-image__zero-shot.json"
-    raw = json.loads(next(out.glob("tiny-plip*.json")).read_text())
-    raw["backbone"] = "dropped-backbone"
-    stale.write_text(json.dumps(raw))
+    # --seeds overrides the suite; the third seed is new work, the first two are reused
+    more = run_bench("bench", out=out, registry=registry, progress=False, seeds=3)
+    assert [b["seed"] for b in more.backbones] == [0, 1, 2, 0, 1, 2]
+    assert len(load_results(out)) == 6
+
+
+def test_bench_removes_only_its_own_superseded_results_after_success(tiny_bench) -> None:
+    registry, tmp = tiny_bench
+    out = tmp / "results" / "bench"
+    run_bench("bench", out=out, registry=registry, progress=False)
+    template = json.loads(next(out.glob("tiny-plip*.json")).read_text())
+    # a result an earlier run of this suite produced (a dropped backbone) is removed ...
+    stale = out / "dropped-backbone__tiny-image__zero-shot__seed0.json"
+    stale.write_text(json.dumps(template | {"backbone": "dropped-backbone"}))
+    # ... but a user's own eval result in the same folder and an unrelated JSON file are kept
+    own = out / "mine__tiny-image__zero-shot.json"
+    own.write_text(json.dumps(template | {"backbone": "mine", "seed": None,
+                                          "details": {k: v for k, v in template["details"].items() if k != "suite"}}))
+    notes = out / "notes.json"
+    notes.write_text('{"hello": 1}')
     cleaned = run_bench("bench", out=out, registry=registry, progress=False)
     assert cleaned.removed == [stale.name] and not stale.exists()
-    assert "dropped-backbone" not in (tmp / "results" / "LEADERBOARD.md").read_text()
-
-    # --check: identical rerun passes; a tampered committed cell is reported
-    assert run_bench("bench", check=out, registry=registry, progress=False).differences == []
-    path = next(out.glob("tiny-plip*.json"))
-    raw = json.loads(path.read_text())
-    raw["scores"]["mAP"] += 0.05
-    path.write_text(json.dumps(raw))
-    diffs = run_bench("bench", check=out, registry=registry, progress=False).differences
-    assert len(diffs) == 1 and "tiny-plip / tiny-image / zero-shot mAP" in diffs[0]
+    assert own.exists() and notes.exists()
+    board = (tmp / "results" / "LEADERBOARD.md").read_text()
+    assert "dropped-backbone" not in board and "mine" not in board
 
 
-def test_compare_results_lists_missing_extra_and_out_of_tolerance(tiny_bench) -> None:
+def test_bench_keeps_everything_when_the_run_fails(tiny_bench, monkeypatch) -> None:
+    registry, tmp = tiny_bench
+    out = tmp / "results" / "bench"
+    run_bench("bench", out=out, registry=registry, progress=False)
+    stale = out / "dropped-backbone__tiny-image__zero-shot__seed0.json"
+    stale.write_text(json.dumps(json.loads(next(out.glob("tiny-plip*.json")).read_text())
+                                | {"backbone": "dropped-backbone"}))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("leaderboard failed")
+
+    monkeypatch.setattr("plipbench.leaderboard.build_leaderboard", broken)
+    with pytest.raises(RuntimeError):
+        run_bench("bench", out=out, registry=registry, progress=False)
+    assert stale.exists()
+
+
+def test_bench_check_passes_an_identical_rerun_and_fails_a_tampered_cell(tiny_bench) -> None:
     registry, tmp = tiny_bench
     out = tmp / "r"
     run_bench("bench", out=out, registry=registry, progress=False)
-    results = load_results(out)
-    assert compare_results(results, results, {"default": 0.0}) == []
-    moved = [r.model_copy(deep=True) for r in results]
-    moved[0].scores["mAP"] += 0.005
-    assert compare_results(results, moved, {"default": 0.01}) == []
-    assert len(compare_results(results, moved, {"mAP": 0.001, "default": 0.01})) == 1
-    problems = compare_results(results[:1], results[1:], {})
-    assert any("missing from the rerun" in p for p in problems) and any("not in the committed" in p for p in problems)
+    report = run_bench("bench", check=out, registry=registry, progress=False)
+    assert report.differences == [] and report.reproduction.ok
+    kinds = {(c.backbone, c.kind) for c in report.reproduction.cells}
+    assert kinds == {("tiny-plip", "trained"), ("tiny-floor", "exact")}
+    # one seed moved by 5 points is within the spread it creates itself: not a failure
+    paths = sorted(out.glob("tiny-plip*.json"))
+    originals = {p: p.read_text() for p in paths}
+    raw = json.loads(paths[0].read_text())
+    raw["scores"]["mAP"] += 0.05
+    paths[0].write_text(json.dumps(raw))
+    assert run_bench("bench", check=out, registry=registry, progress=False).differences == []
+    # the whole trained cell moved by 5 points (10 sigma floors) fails
+    for path in paths[1:]:
+        raw = json.loads(path.read_text())
+        raw["scores"]["mAP"] += 0.05
+        path.write_text(json.dumps(raw))
+    diffs = run_bench("bench", check=out, registry=registry, progress=False).differences
+    assert len(diffs) == 1 and "tiny-plip / tiny-image / zero-shot mAP" in diffs[0] and "Holm" in diffs[0]
+    for path, text in originals.items():
+        path.write_text(text)
+    # the untrained floor's zero-shot cell is deterministic: any change fails, on any metric
+    floor = next(out.glob("tiny-floor*seed1.json"))
+    raw = json.loads(floor.read_text())
+    raw["scores"]["dim"] += 1e-6
+    floor.write_text(json.dumps(raw))
+    diffs = run_bench("bench", check=out, registry=registry, progress=False).differences
+    assert len(diffs) == 1 and "deterministic cell changed" in diffs[0]
+
+
+def test_bench_refuses_bad_seed_counts(tiny_bench) -> None:
+    from plipbench.errors import ConfigError
+
+    registry, tmp = tiny_bench
+    for bad in (0, -1):
+        with pytest.raises(ConfigError, match="--seeds"):
+            run_bench("bench", out=tmp / "r", registry=registry, progress=False, seeds=bad)

@@ -54,7 +54,7 @@ def test_suite_runs_writes_results_with_provenance_and_skips_absent_data(tiny, t
     assert p.plipbench_version and p.task_spec_hash == tiny.get("tiny-image").spec_hash()
     assert len(p.dataset_fingerprint) == 64 and p.backbone["name"] == "random:plip-mini"
     assert p.protocol_options["stub"] is True and p.protocol_options["base"] == "zero-shot"
-    assert p.seeds == {"seed": 0} and p.hardware["cpu_count"] >= 1
+    assert p.seeds == {} and p.hardware["cpu_count"] >= 1  # a zero-shot run of fixed weights: no seed
     assert {"features_s", "total_s"} <= set(p.timings)
     assert r.per_query_arrays()["AP"].mean() == pytest.approx(r.scores["mAP"])
     # few-shot: half of the training identities
@@ -129,4 +129,93 @@ def test_result_json_is_compact_and_valid(tiny, tmp_path) -> None:
     out = tmp_path / "results"
     evaluate("random:plip-mini", tasks="tiny-image", out=out, registry=tiny, progress=False)
     raw = json.loads(next(out.glob("*.json")).read_text())
-    assert raw["schema_version"] == 1 and isinstance(raw["per_query"]["AP"], str)
+    assert raw["schema_version"] == 2 and isinstance(raw["per_query"]["AP"], str)
+
+
+def test_trained_protocols_run_once_per_seed_and_zero_shot_once(tiny, tmp_path) -> None:
+    out = tmp_path / "results"
+    frame = evaluate("random:plip-mini", tasks="tiny-text", out=out, registry=tiny, progress=False, seeds=3)
+    seeds = [None if s is None or s != s else int(s) for s in frame.seed.tolist()]
+    runs = sorted(zip(frame.protocol, seeds, strict=True), key=str)
+    # zero-shot on all the data is deterministic: one run, no seed; the few-shot subset is seeded
+    assert runs == sorted([("zero-shot", None), ("zero-shot-half", 0), ("zero-shot-half", 1),
+                           ("zero-shot-half", 2)], key=str)
+    names = sorted(p.name for p in out.glob("*.json"))
+    assert names == ["random_plip-mini__tiny-text__zero-shot-half__seed0.json", "random_plip-mini__tiny-text__zero-shot-half__seed1.json",
+                     "random_plip-mini__tiny-text__zero-shot-half__seed2.json", "random_plip-mini__tiny-text__zero-shot.json"]
+    half = [TaskResult.load(out / n) for n in names[:3]]
+    assert [r.seed for r in half] == [0, 1, 2] and [r.provenance.seeds for r in half] == [
+        {"protocol": 0}, {"protocol": 1}, {"protocol": 2}]
+    # each seed's few-shot subset is its own draw
+    assert len({r.details["num_train_records"] for r in half}) >= 1
+    # a pre-trained-per-seed backbone: every protocol once, with the backbone's seed
+    seeded = evaluate("random:plip-mini", tasks="tiny-text", out=tmp_path / "b", registry=tiny, progress=False,
+                      backbone_seed=4)
+    assert [int(s) for s in seeded.seed.tolist()] == [4, 4]
+    assert {TaskResult.load(p).provenance.seeds["pretraining"] for p in (tmp_path / "b").glob("*.json")} == {4}
+
+
+def test_bad_seed_counts_are_refused(tiny, tmp_path) -> None:
+    from plipbench.errors import ConfigError
+
+    for bad in (0, -2, 1.5, "3"):
+        with pytest.raises(ConfigError, match="--seeds must be a whole number >= 1"):
+            evaluate("random:plip-mini", tasks="tiny-image", out=tmp_path / "r", registry=tiny, progress=False,
+                     seeds=bad)
+
+
+def test_stored_result_is_recomputed_when_the_dataset_changes(tiny, tmp_path) -> None:
+    from plipbench.evaluation.tasks import resolve_dataset
+
+    out = tmp_path / "results"
+    evaluate("random:plip-mini", tasks="tiny-image", out=out, registry=tiny, progress=False)
+    root = resolve_dataset(tiny.get("tiny-image").dataset)
+    victims = sorted((root / "query").glob("*.jpg"))[:3]
+    assert victims
+    for path in victims:
+        path.unlink()
+    again = evaluate("random:plip-mini", tasks="tiny-image", out=out, registry=tiny, progress=False)
+    assert list(again.status) == ["done"]  # not the stale number of the old data
+    (path,) = out.glob("*.json")
+    assert TaskResult.load(path).details["n"] < 10_000
+    assert list(evaluate("random:plip-mini", tasks="tiny-image", out=out, registry=tiny,
+                         progress=False).status) == ["cached"]
+
+
+CHILD = """
+import sys, time
+from plipbench.evaluation import protocols as registry_module
+from plipbench.evaluation.runner import evaluate
+from plipbench.evaluation.tasks import TaskRegistry
+import test_runner
+
+def slow(ctx):
+    time.sleep(2.0)  # long enough that the second process arrives while the first computes
+    return test_runner.stub_protocol(ctx)
+
+test_runner.slow = slow
+for key in list(registry_module.PROTOCOLS):
+    registry_module.PROTOCOLS[key] = "test_runner:slow"
+frame = evaluate("random:plip-mini", tasks="tiny-image", out=sys.argv[2], registry=TaskRegistry(sys.argv[1]),
+                 progress=False)
+print("STATUS", *frame.status)
+"""
+
+
+def test_two_processes_on_one_output_compute_once(tiny, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from plipbench.evaluation.tasks import resolve_dataset
+
+    resolve_dataset(tiny.get("tiny-image").dataset)  # generate the twin first: the race is on the result
+    env = {**os.environ, "PLIPBENCH_CACHE": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-c", CHILD, str(tmp_path / "tasks"), str(tmp_path / "results")]
+    children = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [child.communicate(timeout=300)[0] for child in children]
+    assert all(child.returncode == 0 for child in children), outputs
+    statuses = sorted(line.split()[1] for out in outputs for line in out.splitlines() if line.startswith("STATUS"))
+    assert statuses == ["cached", "done"]

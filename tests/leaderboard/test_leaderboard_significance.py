@@ -48,7 +48,7 @@ def test_leaderboard_ci_cells(make_retrieval, make_plain) -> None:
     md = board.to_markdown()
     assert f"{100 * point:.1f} ±{100 * (high - low) / 2:.1f}" in md
     assert "| B | 50.0 |" in md  # no per-query data: no ±
-    assert "95% percentile bootstrap" in md
+    assert "95% two-level percentile bootstrap" in md
 
 
 def test_compare_detects_a_real_difference(make_retrieval) -> None:

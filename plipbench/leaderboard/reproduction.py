@@ -1,0 +1,207 @@
+"""``plipbench bench --check``: does a rerun reproduce the committed results, up to training noise?
+
+Another CPU (or thread count) runs other math kernels, sums differ in their last bits, and a few hundred training
+steps turn that into a different model. So a rerun is compared with the committed results as two samples of
+seeds, not number by number. The rule, per cell (backbone, task, protocol):
+
+* **Exact cells** (nothing was trained anywhere: an untrained floor or fixed weights, with a zero-shot protocol):
+  every metric of every seed must be equal, to 1e-9. So must, for every cell, the dataset fingerprint (the
+  generated data's hashes) and the number of seeds.
+* **Trained cells**, main score only: the difference of the two seed means ``d = mean(rerun) - mean(committed)``
+  is tested with ``t = d / (sigma * sqrt(1/S_c + 1/S_r))`` against Student's t. ``sigma`` is the largest of
+
+  - the seed standard deviation pooled over every trained cell of the same column (task, protocol), in both runs,
+    with ``sum(S - 1)`` degrees of freedom (the column's backbones share its noise level: this gives the test
+    enough degrees of freedom to have power at three seeds);
+  - the cell's own seed standard deviation, pooled over the two runs (so one noisy backbone is not judged by a
+    quieter column);
+  - a floor, ``sd_floor`` (default 0.5 points), so near-constant cells do not fail on a one-query change.
+
+  The degrees of freedom are those of the chosen estimate (the column's for the floor).
+* **Family-wise error:** the p-values of all trained cells are Holm-corrected, and a cell fails when its adjusted
+  p-value is below ``alpha`` (default 0.01). So a correct rerun fails the whole check with probability at most
+  ``alpha``, whatever the number of cells, while a change that moves a cell by several seed deviations fails it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from plipbench.evaluation.results import TaskResult
+from plipbench.leaderboard.seeds import Cell, group_cells
+
+EXACT_TOLERANCE = 1e-9
+
+
+class CheckRule(BaseModel):
+    """The statistics of ``bench --check`` (suite field ``check:``); see the module docstring."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alpha: float = Field(0.01, gt=0.0, lt=1.0, description="family-wise error rate (Holm) over the trained cells")
+    sd_floor: float = Field(0.005, ge=0.0, description="floor of the seed standard deviation (fraction)")
+
+
+@dataclass
+class CellCheck:
+    """The verdict on one cell."""
+
+    backbone: str
+    task: str
+    protocol: str
+    metric: str
+    kind: str  # "exact" | "trained"
+    committed: list[float]
+    rerun: list[float]
+    difference: float = 0.0
+    sigma: float | None = None
+    sigma_source: str | None = None  # "column" | "cell" | "floor"
+    df: float | None = None
+    t: float | None = None
+    p_value: float | None = None
+    p_holm: float | None = None
+    ok: bool = True
+    reason: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.backbone} / {self.task} / {self.protocol}"
+
+    def describe(self) -> str:
+        c, r = _mean(self.committed), _mean(self.rerun)
+        text = (f"{self.name} {self.metric}: committed {100 * c:.2f} ({len(self.committed)} seeds), rerun "
+                f"{100 * r:.2f} ({len(self.rerun)} seeds), diff {100 * self.difference:+.2f}")
+        if self.kind == "trained" and self.t is not None:
+            text += (f", sigma {100 * (self.sigma or 0):.2f} ({self.sigma_source}), t {self.t:+.2f}, df {self.df:g}, "
+                     f"p {self.p_value:.2g}, Holm p {self.p_holm:.2g}")
+        return text + (f": {self.reason}" if self.reason else "")
+
+
+@dataclass
+class ReproductionReport:
+    rule: CheckRule
+    cells: list[CellCheck] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # every failure, one line each
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        trained = [c for c in self.cells if c.kind == "trained" and c.p_holm is not None]
+        exact = [c for c in self.cells if c.kind == "exact"]
+        text = (f"{len(trained)} trained cell(s) tested (Holm, family-wise alpha {self.rule.alpha:g}), "
+                f"{len(exact)} exact cell(s)")
+        if trained:
+            worst = min(trained, key=lambda c: c.p_holm if c.p_holm is not None else 1.0)
+            text += f"; smallest Holm p {worst.p_holm:.3g} ({worst.name}, |t| {abs(worst.t or 0):.2f})"
+        return text + f"; {len(self.problems)} problem(s)"
+
+    def to_records(self) -> dict[str, Any]:
+        return {"rule": self.rule.model_dump(), "ok": self.ok, "summary": self.summary(), "problems": self.problems,
+                "cells": [c.__dict__ for c in self.cells]}
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
+
+
+def _ss(values: list[float]) -> float:
+    m = _mean(values)
+    return sum((v - m) ** 2 for v in values)
+
+
+def is_exact(cell: Cell) -> bool:
+    """Nothing in the cell was trained: every seed is a zero-shot run of untrained or fixed weights."""
+    for r in cell.results:
+        if r.seed is None:
+            continue
+        steps = (r.provenance.backbone or {}).get("pretraining_steps")
+        untrained_protocol = (r.provenance.protocol_options or {}).get("base", r.protocol) == "zero-shot"
+        if not (r.zero_shot and untrained_protocol and steps == 0):
+            return False
+    return True
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm step-down adjusted p-values (same order as the input)."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def check_reproduction(expected: list[TaskResult], actual: list[TaskResult],
+                       rule: CheckRule | None = None) -> ReproductionReport:
+    """Compare a rerun (``actual``) with committed results (``expected``) under ``rule``."""
+    from scipy import stats
+
+    rule = rule or CheckRule()
+    report = ReproductionReport(rule)
+    want, got = group_cells(expected), group_cells(actual)
+    for key in sorted(set(want) - set(got)):
+        report.problems.append(f"{' / '.join(key)}: missing from the rerun")
+    for key in sorted(set(got) - set(want)):
+        report.problems.append(f"{' / '.join(key)}: not in the committed results")
+    common = sorted(set(want) & set(got))
+    trained: list[CellCheck] = []
+    for key in common:
+        c, r = want[key], got[key]
+        check = CellCheck(*key, metric=c.metric, kind="exact" if is_exact(c) and is_exact(r) else "trained",
+                          committed=c.values(), rerun=r.values())
+        check.difference = _mean(check.rerun) - _mean(check.committed)
+        report.cells.append(check)
+        if c.first.provenance.dataset_fingerprint != r.first.provenance.dataset_fingerprint:
+            check.ok, check.reason = False, "the dataset fingerprints differ (generated data changed)"
+        elif c.seeds != r.seeds:
+            check.ok, check.reason = False, f"seeds differ: committed {c.seeds}, rerun {r.seeds}"
+        elif check.kind == "exact":
+            for rc, rr in zip(c.results, r.results, strict=True):
+                for metric, value in sorted(rc.scores.items()):
+                    new = rr.scores.get(metric)
+                    if new is None or abs(new - value) > EXACT_TOLERANCE:
+                        check.ok = False
+                        check.reason = (f"deterministic cell changed: seed {rc.seed} {metric} committed {value!r}, "
+                                        f"rerun {new!r}")
+                        break
+                if not check.ok:
+                    break
+        else:
+            trained.append(check)
+        if not check.ok:
+            report.problems.append(check.describe())
+    # seed variance pooled per column, over both runs
+    column_ss: dict[tuple[str, str], tuple[float, int]] = {}
+    for check in trained:
+        ss, df = column_ss.get((check.task, check.protocol), (0.0, 0))
+        for values in (check.committed, check.rerun):
+            ss, df = ss + _ss(values), df + len(values) - 1
+        column_ss[(check.task, check.protocol)] = (ss, df)
+    for check in trained:
+        col_ss, col_df = column_ss[(check.task, check.protocol)]
+        own_df = len(check.committed) + len(check.rerun) - 2
+        own_ss = _ss(check.committed) + _ss(check.rerun)
+        candidates = [(rule.sd_floor, "floor", col_df if col_df > 0 else math.inf)]
+        if col_df > 0:
+            candidates.append((math.sqrt(col_ss / col_df), "column", col_df))
+        if own_df > 0:
+            candidates.append((math.sqrt(own_ss / own_df), "cell", own_df))
+        check.sigma, check.sigma_source, check.df = max(candidates, key=lambda x: x[0])
+        se = check.sigma * math.sqrt(1 / len(check.committed) + 1 / len(check.rerun))
+        check.t = check.difference / se if se > 0 else (0.0 if check.difference == 0 else math.inf)
+        check.p_value = float(2 * stats.t.sf(abs(check.t), check.df))
+    for check, adjusted in zip(trained, holm([c.p_value for c in trained]), strict=True):
+        check.p_holm = adjusted
+        if adjusted < rule.alpha:
+            check.ok = False
+            check.reason = f"Holm-adjusted p {adjusted:.2g} < alpha {rule.alpha:g}"
+            report.problems.append(check.describe())
+    return report

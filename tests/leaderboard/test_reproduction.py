@@ -1,0 +1,104 @@
+"""The statistics of ``bench --check``: exact where deterministic, seed-aware t-tests with Holm elsewhere."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import plain_result
+
+from plipbench.leaderboard.reproduction import CheckRule, check_reproduction, holm
+
+COLUMNS = [(f"task{i}", "fine-tune") for i in range(10)]
+BACKBONES = ["A", "B", "C", "floor"]
+
+
+def make_run(rng, *, seeds: int = 3, sd: float = 0.02, shift: dict | None = None, steps: int = 100):
+    """One suite run: every backbone x column x seed, scores = column mean + seed noise."""
+    out = []
+    for b, backbone in enumerate(BACKBONES):
+        for c, (task, protocol) in enumerate(COLUMNS):
+            for s in range(seeds):
+                mean = 0.3 + 0.04 * c + 0.05 * b + (shift or {}).get((backbone, task), 0.0)
+                r = plain_result(backbone, task, float(np.clip(mean + rng.normal(0, sd), 0, 1)), protocol=protocol)
+                r.seed = s
+                r.zero_shot = False
+                r.provenance.backbone = {"fingerprint": f"{backbone}-{s}", "pretraining_steps": steps,
+                                         "pretraining_recipe": backbone}
+                r.provenance.protocol_options = {"base": protocol}
+                out.append(r)
+    return out
+
+
+def test_holm_golden() -> None:
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([]) == []
+    assert holm([0.5]) == [0.5]
+
+
+def test_identical_reruns_pass_and_noisy_reruns_rarely_fail() -> None:
+    rng = np.random.default_rng(0)
+    committed = make_run(rng)
+    assert check_reproduction(committed, committed).ok
+    # 200 reruns of the same experiment (fresh seed noise): the family-wise rate of a false failure is <= alpha
+    failures = sum(not check_reproduction(committed, make_run(rng)).ok for _ in range(200))
+    assert failures <= 6  # alpha = 0.01: expect about 2 at most; 6 is far in the tail
+
+
+def test_a_real_change_fails_listing_its_cells() -> None:
+    rng = np.random.default_rng(1)
+    committed = make_run(rng)
+    broken = make_run(rng, shift={("A", "task3"): -0.08, ("B", "task3"): -0.08})  # 4 seed sds
+    report = check_reproduction(committed, broken)
+    failed = sorted((c.backbone, c.task) for c in report.cells if not c.ok)
+    assert failed == [("A", "task3"), ("B", "task3")]
+    assert len(report.problems) == 2 and all("Holm-adjusted p" in p for p in report.problems)
+    assert "2 problem(s)" in report.summary()
+
+
+def test_the_column_pooled_sigma_gives_power_at_three_seeds() -> None:
+    rng = np.random.default_rng(2)
+    committed = make_run(rng)
+    report = check_reproduction(committed, make_run(rng))
+    sources = {c.sigma_source for c in report.cells}
+    assert sources <= {"column", "cell", "floor"} and "column" in sources
+    assert all(c.df >= 4 for c in report.cells if c.sigma_source == "column")
+
+
+def test_exact_cells_must_match_exactly_and_data_hashes_and_seed_counts_are_checked() -> None:
+    rng = np.random.default_rng(3)
+    committed = make_run(rng, steps=0)
+    for r in committed:  # the untrained floor, zero-shot: deterministic on any machine
+        r.zero_shot = True
+        r.protocol = "zero-shot"
+        r.provenance.protocol_options = {"base": "zero-shot"}
+    rerun = [r.model_copy(deep=True) for r in committed]
+    report = check_reproduction(committed, rerun)
+    assert report.ok and {c.kind for c in report.cells} == {"exact"}
+    rerun[5].scores["R@1"] += 1e-6
+    report = check_reproduction(committed, rerun)
+    assert len(report.problems) == 1 and "deterministic cell changed" in report.problems[0]
+    rerun = [r.model_copy(deep=True) for r in committed]
+    for r in rerun:
+        if (r.backbone, r.task) == ("A", "task0"):
+            r.provenance.dataset_fingerprint = "regenerated"
+    assert "dataset fingerprints differ" in check_reproduction(committed, rerun).problems[0]
+    fewer = [r for r in committed if r.seed != 2]
+    problems = check_reproduction(committed, fewer).problems
+    assert problems and all("seeds differ" in p for p in problems)
+
+
+def test_missing_and_extra_cells() -> None:
+    rng = np.random.default_rng(4)
+    committed = make_run(rng)
+    rerun = [r for r in committed if r.backbone != "C"]
+    extra = plain_result("new", "task0", 0.5, protocol="fine-tune")
+    problems = check_reproduction(committed, rerun + [extra]).problems
+    assert sum("missing from the rerun" in p for p in problems) == len(COLUMNS)
+    assert any("not in the committed results" in p for p in problems)
+
+
+def test_rule_options_are_validated() -> None:
+    with pytest.raises(ValueError):
+        CheckRule(alpha=0)
+    with pytest.raises(ValueError):
+        CheckRule(tolerance=0.02)
