@@ -3,7 +3,9 @@
 ``ensure_synthetic("synth-cuhk")`` returns ``$PLIPBENCH_CACHE/synth/synth-cuhk-<hash>`` after
 generating it if needed. Generation writes into a temporary sibling directory that is renamed
 into place when complete, so an interrupted run never leaves a half-written dataset behind and
-two processes asking at once end with one complete copy.
+two processes asking at once end with one complete copy. The staging folder of a run that was
+SIGKILLed is removed by the next call (:func:`plipbench.data.staging.sweep_stale`), and the
+generator's worker processes die with the run.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
+from plipbench.data.staging import staging_dir, sweep_stale
 from plipbench.environment import cache_root
 
 MANIFEST = "plipbench_synth_manifest.json"
@@ -55,13 +57,14 @@ def ensure_synthetic(
 
     path = synthetic_path(preset, layout=layout, identities=identities, images_per_id=images_per_id, seed=seed,
                           image_size=image_size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale(path.parent)
     if (path / MANIFEST).is_file():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp = staging_dir(path)
     try:
         generate(preset, tmp, identities=identities, images_per_id=images_per_id, seed=seed, layout=layout,
-                 image_size=image_size, overwrite=True, progress=progress)
+                 image_size=image_size, progress=progress, atomic=False)
         try:
             os.replace(tmp, path)
         except OSError:
