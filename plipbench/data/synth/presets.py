@@ -90,7 +90,7 @@ PRESETS: dict[str, SynthPreset] = {
             task="image-reid",
             description="Market-1501-like image ReID: 6 cameras, 150 train / 100 test ids, pid-0 distractors, junk",
             layout="market1501",
-            layouts=("market1501",),
+            layouts=("market1501", "cuhk03-np", "msmt17"),
             identities=250,
             images_per_id=8,
             splits=(("train", 0.6), ("test", 0.4)),
@@ -105,7 +105,7 @@ PRESETS: dict[str, SynthPreset] = {
             task="image-reid",
             description="DukeMTMC-reID-like image ReID: 8 cameras, winter/park scenes, gallery-only ids",
             layout="dukemtmc",
-            layouts=("dukemtmc",),
+            layouts=("dukemtmc", "msmt17"),
             identities=350,
             images_per_id=8,
             splits=(("train", 0.43), ("test", 0.43), ("gallery", 0.14)),
@@ -131,7 +131,8 @@ PRESETS: dict[str, SynthPreset] = {
 }
 
 TEXT_LAYOUTS = ("synth-pedes", "cuhk-pedes", "icfg-pedes", "rstpreid")
-WRITABLE_LAYOUTS = ("synth-pedes", "cuhk-pedes", "icfg-pedes", "rstpreid", "market1501", "dukemtmc", "pa100k")
+WRITABLE_LAYOUTS = ("synth-pedes", "cuhk-pedes", "icfg-pedes", "rstpreid", "market1501", "dukemtmc", "msmt17",
+                    "cuhk03-np", "pa100k")
 
 
 def split_sizes(total: int, splits: tuple[tuple[str, float], ...]) -> list[tuple[str, int]]:
