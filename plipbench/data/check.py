@@ -25,7 +25,7 @@ from typing import Any
 
 from plipbench.data.images import open_rgb
 from plipbench.data.readers import get_reader, read_dataset
-from plipbench.data.readers.base import IMAGE_SUFFIXES
+from plipbench.data.readers.base import IMAGE_SUFFIXES, require_utf8
 from plipbench.data.records import PersonDataset
 from plipbench.errors import DataError
 
@@ -164,6 +164,7 @@ def check_dataset(layout: str, root: str | Path, *, quick: bool = False, **reade
     """
     info = get_reader(layout)
     root = Path(root).expanduser()
+    require_utf8(None, str(root), "dataset root")  # the report prints it
     if not root.is_dir():
         raise DataError(root, f"{layout} dataset root does not exist" if not root.exists() else "not a directory")
     problems: list[str] = []

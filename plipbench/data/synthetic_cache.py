@@ -18,6 +18,7 @@ from pathlib import Path
 
 from plipbench.data.staging import staging_dir, sweep_stale
 from plipbench.environment import cache_root
+from plipbench.errors import DataError
 
 MANIFEST = "plipbench_synth_manifest.json"
 
@@ -57,11 +58,14 @@ def ensure_synthetic(
 
     path = synthetic_path(preset, layout=layout, identities=identities, images_per_id=images_per_id, seed=seed,
                           image_size=image_size)
-    path.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale(path.parent)
     if (path / MANIFEST).is_file():
         return path
-    tmp = staging_dir(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = staging_dir(path)
+    except OSError as err:
+        raise DataError(path.parent, f"cannot write the synthetic data cache ({err.strerror or err})") from None
     try:
         generate(preset, tmp, identities=identities, images_per_id=images_per_id, seed=seed, layout=layout,
                  image_size=image_size, progress=progress, atomic=False)
@@ -70,6 +74,8 @@ def ensure_synthetic(
         except OSError:
             if not (path / MANIFEST).is_file():  # lost a race to another process: theirs is complete
                 raise
+    except OSError as err:  # full disk, read-only cache: one line, and the staging folder is removed
+        raise DataError(path, f"cannot generate the synthetic copy ({err.strerror or err})") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path

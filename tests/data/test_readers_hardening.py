@@ -160,3 +160,12 @@ def test_market_and_msmt_ids_must_fit_int64(tmp_path):
     lst.write_text(lst.read_text().replace(f" {10**30}\n", " -1\n"))
     with pytest.raises(DataError, match="out of range"):
         read_dataset("msmt17", tmp_path / "s")
+
+
+def test_non_utf8_dataset_root_is_refused_before_it_is_printed(tmp_path):
+    root = Path(os.fsdecode(os.fsencode(tmp_path) + b"/copy-\xff"))
+    make_market(root)
+    with pytest.raises(DataError, match=r"dataset root '.*copy-\\xff' is not valid UTF-8"):
+        check_dataset("market1501", root)
+    with pytest.raises(DataError, match=r"dataset folder '.*copy-\\xff' is not valid UTF-8"):
+        read_dataset("market1501", root)

@@ -179,3 +179,32 @@ def test_interrupted_replacement_is_recoverable(tmp_path, monkeypatch):
     assert (out / "notes.txt").read_text() == "mine"
     generate("synth-cuhk", out, seed=2, overwrite=True, **TINY)
     assert json.loads((out / MANIFEST).read_text())["seed"] == 2 and _staging(tmp_path) == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores folder permissions")
+def test_read_only_cache_is_one_data_error(tmp_path, monkeypatch):
+    from plipbench.data.synthetic_cache import ensure_synthetic
+
+    cache = tmp_path / "cache"
+    (cache / "synth").mkdir(parents=True)
+    monkeypatch.setenv("PLIPBENCH_CACHE", str(cache))
+    (cache / "synth").chmod(0o555)
+    try:
+        with pytest.raises(DataError, match="cannot write the synthetic data cache"):
+            ensure_synthetic("synth-cuhk", identities=8, images_per_id=3, progress=False)
+    finally:
+        (cache / "synth").chmod(0o755)
+
+
+def test_full_disk_while_generating_a_twin_is_one_data_error(tmp_path, monkeypatch):
+    from plipbench.data.synthetic_cache import ensure_synthetic
+
+    monkeypatch.setenv("PLIPBENCH_CACHE", str(tmp_path / "cache"))
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(gen, "_write_copy", full)
+    with pytest.raises(DataError, match="cannot generate the synthetic copy .No space left on device"):
+        ensure_synthetic("synth-cuhk", identities=8, images_per_id=3, progress=False)
+    assert _staging(tmp_path / "cache" / "synth") == []
