@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from plipbench.data.images import open_rgb
 from plipbench.data.readers import get_reader, read_dataset
-from plipbench.data.readers.base import IMAGE_SUFFIXES
+from plipbench.data.readers.base import IMAGE_SUFFIXES, require_utf8
 from plipbench.data.records import PersonDataset
 from plipbench.errors import DataError
 
@@ -52,16 +53,12 @@ class CheckReport:
 
 
 def decode_problem(path: Path) -> str | None:
-    """``None`` when PIL fully decodes the image at ``path``, else why it does not."""
-    from PIL import Image
-
+    """``None`` when the image at ``path`` fully decodes within plipbench's pixel limit, else why not
+    (see :func:`plipbench.data.images.open_rgb`, the decoder every stage uses)."""
     try:
-        with Image.open(path) as im:
-            im.load()
-            if im.width < 1 or im.height < 1:
-                return "empty image"
-    except Exception as err:  # PIL raises many types (OSError, SyntaxError, ValueError...) for bad files
-        return f"{type(err).__name__}: {err}"
+        open_rgb(path)
+    except DataError as err:
+        return err.problem
     return None
 
 
@@ -167,6 +164,7 @@ def check_dataset(layout: str, root: str | Path, *, quick: bool = False, **reade
     """
     info = get_reader(layout)
     root = Path(root).expanduser()
+    require_utf8(None, str(root), "dataset root")  # the report prints it
     if not root.is_dir():
         raise DataError(root, f"{layout} dataset root does not exist" if not root.exists() else "not a directory")
     problems: list[str] = []

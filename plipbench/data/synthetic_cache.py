@@ -3,7 +3,9 @@
 ``ensure_synthetic("synth-cuhk")`` returns ``$PLIPBENCH_CACHE/synth/synth-cuhk-<hash>`` after
 generating it if needed. Generation writes into a temporary sibling directory that is renamed
 into place when complete, so an interrupted run never leaves a half-written dataset behind and
-two processes asking at once end with one complete copy.
+two processes asking at once end with one complete copy. The staging folder of a run that was
+SIGKILLed is removed by the next call (:func:`plipbench.data.staging.sweep_stale`), and the
+generator's worker processes die with the run.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
+from plipbench.data.staging import staging_dir, sweep_stale
 from plipbench.environment import cache_root
+from plipbench.errors import DataError
 
 MANIFEST = "plipbench_synth_manifest.json"
 
@@ -55,18 +58,24 @@ def ensure_synthetic(
 
     path = synthetic_path(preset, layout=layout, identities=identities, images_per_id=images_per_id, seed=seed,
                           image_size=image_size)
+    sweep_stale(path.parent)
     if (path / MANIFEST).is_file():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = staging_dir(path)
+    except OSError as err:
+        raise DataError(path.parent, f"cannot write the synthetic data cache ({err.strerror or err})") from None
     try:
         generate(preset, tmp, identities=identities, images_per_id=images_per_id, seed=seed, layout=layout,
-                 image_size=image_size, overwrite=True, progress=progress)
+                 image_size=image_size, progress=progress, atomic=False)
         try:
             os.replace(tmp, path)
         except OSError:
             if not (path / MANIFEST).is_file():  # lost a race to another process: theirs is complete
                 raise
+    except OSError as err:  # full disk, read-only cache: one line, and the staging folder is removed
+        raise DataError(path, f"cannot generate the synthetic copy ({err.strerror or err})") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path

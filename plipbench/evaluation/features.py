@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from plipbench.data.images import open_rgb
 from plipbench.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,11 +75,11 @@ class RecordImages:
         return len(self.records)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import UnidentifiedImageError
 
         path = self.records[index].image_path
         try:
-            with Image.open(path) as img:
+            with open_rgb(path) as img:
                 tensor = self.transform(img.convert("RGB"))
         except (OSError, UnidentifiedImageError) as err:
             raise DataError(path, f"cannot decode image ({err})") from err

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from plipbench.errors import PlipbenchError
+from plipbench.errors import DataError, PlipbenchError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -73,9 +73,7 @@ def load_weights_file(path: str | Path) -> Any:
     if not path.is_file():
         raise PlipbenchError(f"weights file not found: {path}")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
+        return load_safetensors(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -86,6 +84,18 @@ def load_weights_file(path: str | Path) -> Any:
         ) from None
     except (RuntimeError, EOFError, OSError) as err:
         raise PlipbenchError(f"{path}: cannot read as a torch checkpoint: {err}") from None
+
+
+def load_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """``safetensors.torch.load_file(path)`` on the CPU; a truncated or foreign file is a :class:`DataError`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise DataError(path, f"not a readable safetensors file, truncated or corrupt? ({err}); "
+                              f"expected the weights as saved by safetensors") from None
 
 
 def extract_state_dict(obj: Any, path: str | Path) -> dict[str, torch.Tensor]:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from plipbench.data.images import open_rgb
 from plipbench.data.records import PersonRecord
 from plipbench.errors import DataError
 from plipbench.pretrain.attribute_prediction import locate_phrases, token_phrase_index
@@ -50,7 +51,7 @@ def load_image(path: Path, size: tuple[int, int]) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
+        with open_rgb(path) as img:
             img = img.convert("RGB")
             if img.size != (size[1], size[0]):
                 img = img.resize((size[1], size[0]), Image.Resampling.BICUBIC)

@@ -16,6 +16,9 @@ TINY = {"identities": 8, "images_per_id": 3, "progress": False}
 CASES = [(name, PRESETS[name].layout) for name in PRESETS] + [
     ("synth-cuhk", "rstpreid"),
     ("synth-icfg", "rstpreid"),
+    ("synth-market", "msmt17"),
+    ("synth-market", "cuhk03-np"),
+    ("synth-duke", "msmt17"),
 ]
 
 
@@ -48,11 +51,21 @@ def _summary(rows: list[tuple[str, int, int, int]]) -> dict:
 def _recount(root: Path, layout: str) -> tuple[dict, int]:
     """Recount splits from the written annotation files alone (json / scipy / file names)."""
     rows = []
-    if layout in ("market1501", "dukemtmc"):
+    if layout == "msmt17":
+        lists = {"list_train.txt": ("train", "train"), "list_val.txt": ("val", "train"),
+                 "list_query.txt": ("query", "test"), "list_gallery.txt": ("gallery", "test")}
+        for name, (split, folder) in lists.items():
+            for line in (root / name).read_text().splitlines():
+                rel, label = line.split()
+                assert (root / folder / rel).is_file()
+                rows.append((split, int(label), int(Path(rel).name.split("_")[2]) - 1, 0))
+        return _summary(rows), sum(1 for p in root.rglob("*.jpg"))
+    if layout in ("market1501", "dukemtmc", "cuhk03-np"):
         folders = {"bounding_box_train": "train", "query": "query", "bounding_box_test": "gallery"}
         files = 0
+        base = root / "labeled" if layout == "cuhk03-np" else root
         for folder, split in folders.items():
-            for p in sorted((root / folder).glob("*.jpg")):
+            for p in sorted((base / folder).glob("*.png" if layout == "cuhk03-np" else "*.jpg")):
                 files += 1
                 pid, cam = (int(v) for v in re.match(r"([-\d]+)_c(\d)", p.name).groups())
                 if pid != -1:
@@ -92,7 +105,7 @@ def test_manifest_matches_a_recount_of_the_written_files(copies, preset: str, la
     manifest = json.loads((root / "plipbench_synth_manifest.json").read_text())
     splits, files = _recount(root, layout)
     assert manifest["splits"] == splits
-    assert manifest["files"] == files == sum(1 for p in root.rglob("*") if p.suffix == ".jpg")
+    assert manifest["files"] == files == sum(1 for p in root.rglob("*") if p.suffix in (".jpg", ".png"))
     assert manifest["preset"] == preset and manifest["layout"] == layout and manifest["identities"] == 8
     sidecar = json.loads((root / manifest["sidecar"]).read_text())
     assert len(sidecar) == files and all((root / rel).is_file() for rel in sidecar)
@@ -180,7 +193,7 @@ def test_bad_inputs_raise_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"'synth-market'.*'cuhk-pedes'"):
         generate("synth-market", tmp_path / "x", layout="cuhk-pedes", progress=False)
     with pytest.raises(ConfigError, match="cannot be generated"):
-        generate("synth-cuhk", tmp_path / "x", layout="msmt17", progress=False)
+        generate("synth-cuhk", tmp_path / "x", layout="peta", progress=False)
     with pytest.raises(ConfigError, match="image-size"):
         generate("synth-cuhk", tmp_path / "x", image_size=(64, 128), progress=False)
     for text in ("128", "ax64", "128x64x3"):

@@ -9,6 +9,12 @@ Every reader follows the same rules:
   ``..`` and symbolic links (:class:`SafeJoiner`); an annotation cannot make a reader point at
   ``/etc/passwd``. A folder that is itself a symbolic link (``imgs -> /mnt/big/imgs``) is fine: paths are
   checked against the *resolved* folder they are relative to;
+* file and folder names, list files and annotation strings must be UTF-8: an undecodable list file is
+  refused naming the file and line (:func:`text_lines`), an image name that is not UTF-8 (bytes a file
+  system allows but no result file, cache key or terminal can carry) is refused at read time naming its
+  folder, with the name's bytes escaped (:func:`require_utf8`);
+* identities must fit a signed 64-bit integer (the dtype every consumer stores them in), and be
+  non-negative where the layout says so (:func:`as_pid`);
 * bad input raises :class:`plipbench.errors.DataError` naming the file and what was expected.
 
 scipy is imported only inside :func:`load_mat`, so importing the readers stays light.
@@ -18,7 +24,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +33,7 @@ from plipbench.data.records import PersonDataset
 from plipbench.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+INT64_MAX = 2**63 - 1
 
 SplitSizes = dict[str, dict[str, int]]
 
@@ -70,6 +77,7 @@ def locate_root(
     says what was looked for (``expected``) and where.
     """
     base = Path(root).expanduser()
+    require_utf8(None, str(base), "dataset folder")
     if not base.exists():
         raise DataError(base, f"{layout} dataset root does not exist")
     if not base.is_dir():
@@ -116,6 +124,7 @@ class SafeJoiner:
         """``base / rel``; ``where`` (e.g. ``"record 12"``) names the entry in the error message."""
         if not isinstance(rel, str) or not rel:
             raise DataError(self.annotation, f"{where}: image path must be a non-empty string, got {rel!r}")
+        require_utf8(self.annotation, rel, f"{where}: image path")
         text = rel.replace("\\", "/")
         if text.startswith("/") or os.path.isabs(text) or (len(text) > 1 and text[1] == ":"):
             raise DataError(self.annotation, f"{where}: image path {rel!r} is absolute; expected a path "
@@ -133,6 +142,51 @@ class SafeJoiner:
             raise DataError(self.annotation, f"{where}: image path {rel!r} resolves (through a symbolic link) "
                                              f"outside the dataset folder {self.base}")
         return Path(full)
+
+
+def escaped(text: str) -> str:
+    """``text`` with undecodable bytes (surrogate escapes from the file system) and lone surrogates
+    shown as ``\\xff`` / ``\\udcff``, so that it can be printed and written anywhere."""
+    if not _bad_utf8(text):
+        return text
+    try:  # bytes the file system gave back as surrogate escapes: show the bytes
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # other lone surrogates (e.g. "\\ud800" in a JSON string)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _bad_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def require_utf8(path: Path | None, text: str, what: str) -> str:
+    """``text`` if it is valid UTF-8, else a :class:`DataError` at ``path`` showing it escaped.
+
+    A file name with bytes that are not UTF-8 comes back from ``os.listdir`` with surrogate escapes; it
+    cannot be encoded into a result file, a cache key or a terminal, so it is refused here, at read time.
+    """
+    if _bad_utf8(text):
+        raise DataError(path, f"{what} '{escaped(text)}' is not valid UTF-8; rename it (plipbench needs UTF-8 "
+                              f"file names and annotations)")
+    return text
+
+
+def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of a UTF-8 text file; undecodable bytes are a :class:`DataError` naming the line."""
+    try:
+        with open(path, "rb") as fh:
+            for lineno, raw in enumerate(fh, 1):
+                try:
+                    yield lineno, raw.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise DataError(path, f"line {lineno}: not UTF-8 text (byte {err.start + 1} of the line, "
+                                          f"{raw[err.start:err.start + 1]!r}); expected a UTF-8 text file") from None
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
 
 
 def require_file(path: Path, what: str) -> Path:
@@ -195,9 +249,24 @@ def as_int(path: Path, where: str, value: Any) -> int:
         raise DataError(path, f"{where}: expected an integer, got {value!r}") from None
 
 
+def as_pid(path: Path, where: str, value: Any, minimum: int = 0) -> int:
+    """An identity label: an integer in ``minimum .. 2**63 - 1`` (it must fit the int64 tensors it ends in)."""
+    pid = as_int(path, where, value)
+    check_pid(path, where, pid, minimum)
+    return pid
+
+
+def check_pid(path: Path, where: str, pid: int, minimum: int = 0) -> None:
+    if not minimum <= pid <= INT64_MAX:
+        raise DataError(path, f"{where}: identity {pid} is out of range; expected an integer in "
+                              f"{minimum}..{INT64_MAX} (it must fit a signed 64-bit integer)")
+
+
 def as_strings(path: Path, where: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
         raise DataError(path, f"{where}: expected a list of strings, got {type(value).__name__}")
+    for s in value:
+        require_utf8(path, s, f"{where}: string")
     return tuple(value)
 
 

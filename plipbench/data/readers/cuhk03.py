@@ -23,6 +23,7 @@ from plipbench.data.readers.base import (
     ReaderInfo,
     SafeJoiner,
     SplitSizes,
+    check_pid,
     load_mat,
     locate_root,
     mat_indices,
@@ -99,8 +100,12 @@ def _read_mat(where: Path, variant: str) -> list[PersonRecord]:
                 cam = int(Path(name).name.split("_")[2]) - 1
             except (ValueError, IndexError):
                 raise DataError(path, f"filelist entry {i + 1}: expected a name like 1_001_1_01.png, got {name!r}") from None
+            pid = labels[i].item() if hasattr(labels[i], "item") else labels[i]
+            if not isinstance(pid, int) and not (isinstance(pid, float) and pid.is_integer()):
+                raise DataError(path, f"labels entry {i + 1}: expected an integer identity, got {pid!r}")
+            check_pid(path, f"labels entry {i + 1}", int(pid))
             records.append(PersonRecord(image_path=joiner.join(name, f"filelist entry {i + 1}"),
-                                        pid=int(labels[i]), camid=cam, split=split))
+                                        pid=int(pid), camid=cam, split=split))
     return records
 
 

@@ -17,7 +17,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from plipbench.data.readers.base import ReaderInfo, SafeJoiner, SplitSizes, locate_root, require_dir
+from plipbench.data.readers.base import (
+    INT64_MAX,
+    ReaderInfo,
+    SafeJoiner,
+    SplitSizes,
+    check_pid,
+    locate_root,
+    require_dir,
+    text_lines,
+)
 from plipbench.data.records import PersonDataset, PersonRecord
 from plipbench.errors import ConfigError, DataError
 
@@ -70,23 +79,25 @@ def read_msmt17(root: str | Path, *, msmt17_train_with_val: bool = False, versio
         image_dir = require_dir(where / dirs[dir_index], f"MSMT17 {dirs[dir_index]}")
         joiner = SafeJoiner(image_dir, list_path)
         out_split = "train" if split == "val" and msmt17_train_with_val else split
-        with open(list_path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                parts = line.split()
-                if len(parts) != 2:
-                    raise DataError(list_path, f"line {lineno}: expected '<relative image path> <integer label>', "
-                                               f"got {line.strip()!r}")
-                rel, label = parts
-                try:
-                    pid = int(label)
-                    cam = int(Path(rel).name.split("_")[2]) - 1
-                except (ValueError, IndexError):
-                    raise DataError(list_path, f"line {lineno}: expected an integer label and a file name like "
-                                               f"0000_000_01_0303morning_0015_0.jpg, got {line.strip()!r}") from None
-                path = joiner.join(rel, f"line {lineno}")
-                records.append(PersonRecord(image_path=path, pid=pid, camid=cam, split=out_split))
+        for lineno, line in text_lines(list_path):
+            if not line.strip():
+                continue
+            parts = line.split()
+            if len(parts) != 2:
+                raise DataError(list_path, f"line {lineno}: expected '<relative image path> <integer label>', "
+                                           f"got {line.strip()!r}")
+            rel, label = parts
+            try:
+                pid = int(label)
+                cam = int(Path(rel).name.split("_")[2]) - 1
+            except (ValueError, IndexError):
+                raise DataError(list_path, f"line {lineno}: expected an integer label and a file name like "
+                                           f"0000_000_01_0303morning_0015_0.jpg, got {line.strip()!r}") from None
+            check_pid(list_path, f"line {lineno}: label", pid)
+            if not 0 <= cam <= INT64_MAX:
+                raise DataError(list_path, f"line {lineno}: camera field of {rel!r} must be an integer >= 1 (1-based) that fits 64 bits")
+            path = joiner.join(rel, f"line {lineno}")
+            records.append(PersonRecord(image_path=path, pid=pid, camid=cam, split=out_split))
     return PersonDataset(
         name=f"MSMT17_{found}", layout="msmt17", root=where, records=records,
         options={"msmt17_train_with_val": bool(msmt17_train_with_val), "version": found},

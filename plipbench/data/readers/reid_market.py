@@ -14,7 +14,14 @@ import os
 import re
 from pathlib import Path
 
-from plipbench.data.readers.base import IMAGE_SUFFIXES, ReaderInfo, locate_root
+from plipbench.data.readers.base import (
+    IMAGE_SUFFIXES,
+    INT64_MAX,
+    ReaderInfo,
+    SafeJoiner,
+    locate_root,
+    require_utf8,
+)
 from plipbench.data.records import PersonDataset, PersonRecord
 from plipbench.errors import DataError
 
@@ -23,24 +30,31 @@ MARKET_FOLDERS = (("train", "bounding_box_train"), ("query", "query"), ("gallery
 
 
 def read_market_dirs(root: Path) -> list[PersonRecord]:
-    """Records of ``root/{bounding_box_train,query,bounding_box_test}`` (train / query / gallery)."""
+    """Records of ``root/{bounding_box_train,query,bounding_box_test}`` (train / query / gallery).
+
+    Like the annotation readers (:class:`SafeJoiner`), an image that is a symbolic link must resolve
+    inside its folder (the folder itself may be a link), and a file name must be UTF-8.
+    """
     records: list[PersonRecord] = []
     for split, folder in MARKET_FOLDERS:
         path = root / folder
         if not path.is_dir():
             raise DataError(path, f"{split} folder not found (expected {folder}/ with <pid>_c<cam>... images)")
         names = sorted(e.name for e in os.scandir(path) if e.name.lower().endswith(IMAGE_SUFFIXES))
+        joiner = SafeJoiner(path, path)
         for name in names:
+            require_utf8(path, name, "file name")
             m = MARKET_NAME.match(name)
             if m is None:
                 raise DataError(path / name, "file name does not match '<pid>_c<camera>...' (e.g. 0002_c1s1_000451_03.jpg)")
             pid, cam = int(m.group(1)), int(m.group(2))
             if pid == -1:
                 continue
-            if pid < -1 or cam < 1:
-                raise DataError(path / name, f"pid must be >= -1 and the camera >= 1 (1-based), got pid {pid}, "
-                                             f"camera {cam}")
-            records.append(PersonRecord(image_path=path / name, pid=pid, camid=cam - 1, split=split))
+            if not (-1 <= pid <= INT64_MAX and 1 <= cam <= INT64_MAX):
+                raise DataError(path / name, f"pid must be >= -1 and the camera >= 1 (1-based), both fitting a "
+                                             f"64-bit integer, got pid {pid}, camera {cam}")
+            records.append(PersonRecord(image_path=joiner.join(name, f"{split} image"), pid=pid, camid=cam - 1,
+                                        split=split))
     return records
 
 

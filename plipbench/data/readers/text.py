@@ -24,7 +24,7 @@ from pathlib import Path
 from plipbench.data.readers.base import (
     ReaderInfo,
     SafeJoiner,
-    as_int,
+    as_pid,
     as_strings,
     first_existing,
     json_records,
@@ -36,6 +36,7 @@ from plipbench.data.records import PersonDataset, PersonRecord
 from plipbench.errors import DataError
 
 ICFG_JSON = ("ICFG-PEDES.json", "ICFG_PEDES.json")
+ATTRIBUTE_SLOTS = ("gender", "head", "upper", "lower", "shoes", "belongings")
 
 
 def _split(value: object) -> str:
@@ -51,7 +52,7 @@ def _read_caption_json(path: Path, image_dir: Path, path_key: str) -> list[Perso
         require_keys(path, i, rec, keys)
         out.append(PersonRecord(
             image_path=joiner.join(rec[path_key], f"record {i}"),
-            pid=as_int(path, f"record {i} key 'id'", rec["id"]),
+            pid=as_pid(path, f"record {i} key 'id'", rec["id"]),
             split=_split(rec["split"]),
             captions=as_strings(path, f"record {i} key 'captions'", rec["captions"]),
         ))
@@ -109,16 +110,20 @@ def read_synth_pedes(root: str | Path) -> PersonDataset:
         if len(phrases) > 1:
             raise DataError(path, f"record {i} key 'attributes': expected a one-element list holding the six "
                                   f"comma-separated phrases, got {len(phrases)} elements")
+        slots = tuple(p.strip() for p in phrases[0].split(",")) if phrases else ()
+        if phrases and len(slots) != len(ATTRIBUTE_SLOTS):
+            raise DataError(path, f"record {i} key 'attributes': expected {len(ATTRIBUTE_SLOTS)} comma-separated "
+                                  f"phrases ({', '.join(ATTRIBUTE_SLOTS)}), got {len(slots)}: {phrases[0]!r}")
         prompts = rec.get("prompt_caption", [])
         if isinstance(prompts, str):
             prompts = [prompts]
         out.append(PersonRecord(
             image_path=joiner.join(rec["file_path"], f"record {i}"),
-            pid=as_int(path, f"record {i} key 'id'", rec["id"]),
+            pid=as_pid(path, f"record {i} key 'id'", rec["id"]),
             split="train",
             captions=as_strings(path, f"record {i} key 'captions'", rec["captions"]),
             prompt_captions=as_strings(path, f"record {i} key 'prompt_caption'", prompts),
-            attribute_phrases=tuple(p.strip() for p in phrases[0].split(",")) if phrases else (),
+            attribute_phrases=slots,
         ))
     return PersonDataset(name="SYNTH-PEDES", layout="synth-pedes", root=where, records=out)
 

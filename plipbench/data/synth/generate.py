@@ -3,7 +3,10 @@
 Order of work: validate the arguments, check ``out``, plan every image (identities, splits,
 cameras, views, captions, labels: cheap, in this process), render and write the images in
 chunks (optionally in worker processes), then write the annotation file, the sidecar and last
-the manifest. A copy without a manifest is therefore an unfinished run.
+the manifest. Everything is written into a staging sibling of ``out`` (:mod:`plipbench.data.staging`)
+that replaces it only when complete, so a run killed by SIGKILL, Ctrl-C or a full disk leaves ``out``
+as it was; the next run removes the staging folder it left. Worker processes die with the process
+that started them (:func:`_die_with_parent`), even when it is SIGKILLed.
 
 Determinism: every random draw comes from :func:`~plipbench.data.synth.identity.derive_rng`
 keyed by (purpose, preset, seed, identity, image), so the output is byte-identical for the
@@ -12,17 +15,23 @@ same arguments whatever the number of workers or the chunking.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import io
 import json
 import os
 import re
 import shutil
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from plipbench.data.staging import staging_dir, sweep_stale
 from plipbench.data.synth import captions as cap
 from plipbench.data.synth.identity import derive_rng, identity_for, pa100k_labels
 from plipbench.data.synth.presets import PRESETS, WRITABLE_LAYOUTS, SynthPreset, split_sizes
@@ -33,7 +42,7 @@ from plipbench.data.synth.writers import (
     to_records,
     write_annotations,
 )
-from plipbench.errors import ConfigError
+from plipbench.errors import ConfigError, DataError
 
 MANIFEST = "plipbench_synth_manifest.json"
 SIDECAR = "plipbench_synth_annotations.json"
@@ -96,16 +105,17 @@ def config_hash(arguments: dict) -> str:
     return hashlib.sha256(json.dumps(arguments, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _prepare_out(out: Path, arguments: dict, overwrite: bool) -> None:
-    """Refuse a non-empty ``out`` unless it holds a synth copy of the same arguments or --overwrite.
+def _check_out(out: Path, arguments: dict, overwrite: bool) -> list[Path]:
+    """The entries of ``out`` a new copy replaces; refuses a non-empty ``out`` unless it holds a synth
+    copy of the same arguments, or ``overwrite``.
 
     Only the top-level names a synth run creates (:data:`GENERATED_NAMES`, ``Part*``) are ever
-    removed, and only when ``out`` holds a plipbench manifest; other files are never touched.
+    replaced, and only when ``out`` holds a plipbench manifest; other files are never touched.
     """
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a folder")
     if not out.exists() or not any(out.iterdir()):
-        return
+        return []
     manifest = out / MANIFEST
     previous = None
     if manifest.is_file():
@@ -125,11 +135,38 @@ def _prepare_out(out: Path, arguments: dict, overwrite: bool) -> None:
         raise ConfigError(
             f"--out {out}: would replace {names}, which plipbench did not write (no {MANIFEST}); choose another folder"
         )
+    return ours
+
+
+def _publish(stage: Path, out: Path, ours: list[Path], arguments: dict) -> None:
+    """Move the complete copy in ``stage`` to ``out``.
+
+    An absent or empty ``out`` is replaced by one rename. Otherwise ``out`` holds a previous copy and
+    maybe files of the user's: its manifest is first replaced by an unfinished-run marker (so that an
+    interruption leaves a folder plipbench recognises as its own, which the same command or
+    ``--overwrite`` replaces), then the previous copy's entries are replaced, the manifest last.
+    """
+    from plipbench.io import atomic_write_json
+
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+    if not out.exists():
+        os.rename(stage, out)
+        return
+    atomic_write_json(out / MANIFEST, {"generator": "plipbench", "config_hash": config_hash(arguments),
+                                       "unfinished": "plipbench data synth was replacing this copy; rerun it"})
     for child in ours:
+        if child.name == MANIFEST:
+            continue
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)
         else:
-            child.unlink()
+            child.unlink(missing_ok=True)
+    for child in sorted(stage.iterdir()):
+        if child.name != MANIFEST:
+            os.replace(child, out / child.name)
+    os.replace(stage / MANIFEST, out / MANIFEST)
+    stage.rmdir()
 
 
 def _views(p: SynthPreset, rng: np.random.Generator, count: int) -> list[str]:
@@ -255,6 +292,40 @@ def _render_chunk(args: tuple) -> int:
     return len(jobs)
 
 
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: end this worker when ``parent`` dies, even by SIGKILL (which runs no cleanup).
+
+    On Linux the kernel delivers SIGKILL to the worker when its parent exits (``prctl(PR_SET_PDEATHSIG)``);
+    elsewhere a daemon thread polls the parent pid. Either way the worker cannot outlive the run as an
+    orphan that renders for nobody.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0:  # 1 = PR_SET_PDEATHSIG
+                if os.getppid() != parent:  # the parent died before prctl took effect
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):  # pragma: no cover - no libc prctl: fall back to polling
+            pass
+
+    def watch() -> None:  # pragma: no cover - non-Linux
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="plipbench-parent-watch", daemon=True).start()
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """A process pool whose workers die with this process (see :func:`_die_with_parent`)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_die_with_parent,
+                               initargs=(os.getpid(),))
+
+
 def render_jobs(
     root: Path,
     jobs: list[ImageJob],
@@ -282,12 +353,7 @@ def render_jobs(
             for c in chunks:
                 bar.advance(task, _render_chunk(c))
         else:
-            import multiprocessing
-
-            ctx = multiprocessing.get_context(
-                "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-            )
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            with worker_pool(workers) as pool:
                 for done in pool.map(_render_chunk, chunks):
                     bar.advance(task, done)
 
@@ -330,24 +396,51 @@ def generate(
     workers: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    atomic: bool = True,
 ) -> dict:
     """Generate the synthetic dataset ``preset`` under ``out`` and return its manifest.
 
     ``identities`` / ``images_per_id`` override the preset sizes; ``layout`` picks the on-disk
     layout (default: the preset's); ``image_size`` is (H, W). Raises :class:`ConfigError` for bad
     arguments or a non-empty ``out`` that is not a synth copy of the same arguments (unless
-    ``overwrite``). Nothing is written outside ``out``; JSON / .mat files are written atomically
-    and the manifest last.
+    ``overwrite``). Nothing is written outside ``out`` but its staging sibling; JSON / .mat files
+    are written atomically and the manifest last. The copy is built in the staging sibling and moved
+    into ``out`` when complete (see the module docstring); an ``OSError`` (full disk, read-only
+    folder) is a :class:`~plipbench.errors.DataError` and leaves ``out`` as it was. ``atomic=False``
+    writes straight into ``out``, for a caller that stages the copy itself (the cache,
+    :mod:`plipbench.data.synthetic_cache`).
     """
+
+    p, layout, n, k, size = _check_arguments(preset, layout, identities, images_per_id, image_size)
+    out = Path(out)
+    arguments = config_arguments(p, layout, n, k, size, seed)
+    if not atomic:
+        return _write_copy(out, p, layout, n, k, size, seed, arguments, workers, progress)
+    ours = _check_out(out, arguments, overwrite)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale(out.parent)
+        stage = staging_dir(out)
+    except OSError as err:
+        raise DataError(out, f"cannot create the output's folder or a staging folder next to it ({err})") from None
+    try:
+        manifest = _write_copy(stage, p, layout, n, k, size, seed, arguments, workers, progress)
+        _publish(stage, out, ours, arguments)
+    except OSError as err:  # full disk, read-only folder: nothing half-written is left in out
+        raise DataError(out, f"cannot write the synthetic copy: {err.strerror or err}") from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return manifest
+
+
+def _write_copy(out: Path, p: SynthPreset, layout: str, n: int, k: int, size: tuple[int, int], seed: int,
+                arguments: dict, workers: int | None, progress: bool) -> dict:
+    """Write the whole copy into ``out`` (created if needed), the manifest last; returns the manifest."""
     from plipbench import __version__
     from plipbench.data.records import PersonDataset
     from plipbench.data.synth.vocab import PA100K_ATTRIBUTES
     from plipbench.io import atomic_write_json
 
-    p, layout, n, k, size = _check_arguments(preset, layout, identities, images_per_id, image_size)
-    out = Path(out)
-    arguments = config_arguments(p, layout, n, k, size, seed)
-    _prepare_out(out, arguments, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     jobs = plan(p, layout, n, k, seed)
     render_jobs(out, jobs, size, seed, p.name, workers=workers, progress=progress)

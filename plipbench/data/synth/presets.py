@@ -90,7 +90,7 @@ PRESETS: dict[str, SynthPreset] = {
             task="image-reid",
             description="Market-1501-like image ReID: 6 cameras, 150 train / 250 test ids, pid-0 distractors, junk",
             layout="market1501",
-            layouts=("market1501",),
+            layouts=("market1501", "cuhk03-np", "msmt17"),
             identities=400,
             images_per_id=8,
             splits=(("train", 150 / 400), ("test", 250 / 400)),
@@ -106,7 +106,7 @@ PRESETS: dict[str, SynthPreset] = {
             description="DukeMTMC-reID-like image ReID: 8 cameras, winter/park scenes, 150 train / 250 test / 50 "
                         "gallery-only ids",
             layout="dukemtmc",
-            layouts=("dukemtmc",),
+            layouts=("dukemtmc", "msmt17"),
             identities=450,
             images_per_id=8,
             splits=(("train", 150 / 450), ("test", 250 / 450), ("gallery", 50 / 450)),
@@ -132,7 +132,8 @@ PRESETS: dict[str, SynthPreset] = {
 }
 
 TEXT_LAYOUTS = ("synth-pedes", "cuhk-pedes", "icfg-pedes", "rstpreid")
-WRITABLE_LAYOUTS = ("synth-pedes", "cuhk-pedes", "icfg-pedes", "rstpreid", "market1501", "dukemtmc", "pa100k")
+WRITABLE_LAYOUTS = ("synth-pedes", "cuhk-pedes", "icfg-pedes", "rstpreid", "market1501", "dukemtmc", "msmt17",
+                    "cuhk03-np", "pa100k")
 
 
 def split_sizes(total: int, splits: tuple[tuple[str, float], ...]) -> list[tuple[str, int]]:

@@ -12,6 +12,7 @@ import json
 import textwrap
 from pathlib import Path
 
+from plipbench.data.images import open_rgb
 from plipbench.errors import DataError
 from plipbench.io import atomic_write_bytes
 
@@ -39,7 +40,7 @@ def contact_sheet(
         by_person.setdefault(key, []).append(rel)
     people = list(by_person.values())[:rows]
     # prefer different cameras / views first in each row
-    first = Image.open(root / people[0][0])
+    first = open_rgb(root / people[0][0])
     w, h = first.size[0] * zoom, first.size[1] * zoom
     text_w, pad = 420, 6
     sheet = Image.new(
@@ -58,7 +59,7 @@ def contact_sheet(
         row += [p for p in ordered if p not in row]
         y = pad + r * (h + pad)
         for c, rel in enumerate(row[:columns]):
-            img = Image.open(root / rel).convert("RGB").resize((w, h), Image.NEAREST)
+            img = open_rgb(root / rel).resize((w, h), Image.NEAREST)
             sheet.paste(img, (pad + c * (w + pad), y))
             e = sidecar[rel]
             label = f"{e['viewpoint'][0].upper()}" + (f" c{e['camera'] + 1}" if e["camera"] >= 0 else "")

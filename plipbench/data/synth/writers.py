@@ -9,6 +9,14 @@ Written ids: ``cuhk-pedes`` and ``synth-pedes`` 1-based, ``icfg-pedes`` and ``rs
 0-based and contiguous from the first train identity; Market / Duke keep the raw pids drawn by
 the generator (pid 0 = distractor, -1 = junk); PA-100K has no ids (the reader uses the image's
 0-based index over train, val, test in file order).
+
+``cuhk03-np`` is written as its Market-style download (``labeled/{bounding_box_train,query,
+bounding_box_test}/0001_c1_5.png``, the preset's raw pids and cameras). ``msmt17`` is written as
+MSMT17_V1 (``train/``, ``test/`` and the four list files): labels are 0-based and contiguous over
+train, then query + gallery (the release restarts them at 0 on the test side; continuing them keeps
+the identities visibly disjoint, which ``data check`` verifies); every eighth identity's first train
+image goes to ``list_val.txt``; a distractor gets a label of its own after the test identities
+(MSMT17 has no pid-0 convention) and junk images are written but listed nowhere.
 """
 
 from __future__ import annotations
@@ -31,9 +39,12 @@ ANNOTATION_FILES = {
     "synth-pedes": "synthpedes_dataset.json",
     "pa100k": "annotation.mat",
 }
+MSMT17_LISTS = {"train": "list_train.txt", "val": "list_val.txt", "query": "list_query.txt",
+                "gallery": "list_gallery.txt"}
 # Top-level names a synth run may create; only these are ever removed by --overwrite.
 GENERATED_NAMES = (
-    "bounding_box_train", "bounding_box_test", "query", "imgs", "data", *ANNOTATION_FILES.values(),
+    "bounding_box_train", "bounding_box_test", "query", "imgs", "data", "labeled", "train", "test",
+    *ANNOTATION_FILES.values(), *MSMT17_LISTS.values(),
     "plipbench_synth_manifest.json", "plipbench_synth_annotations.json", "preview.png",
 )  # fmt: skip
 
@@ -76,6 +87,14 @@ def assign_paths(jobs: list[ImageJob], layout: str, *, suffix: str = ".jpg") -> 
             else:
                 name = f"{pid_txt}_c{j.camera + 1}_f{frame[j.camera]:07d}{suffix}"
             j.relpath = f"{folders[j.split]}/{name}"
+    elif layout == "cuhk03-np":
+        folders = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
+        for n, j in enumerate(jobs):
+            j.pid = j.reid_pid
+            pid_txt = "-1" if j.pid == -1 else f"{j.pid:04d}"
+            j.relpath = f"labeled/{folders[j.split]}/{pid_txt}_c{j.camera + 1}_{n + 1}.png"
+    elif layout == "msmt17":
+        _assign_msmt17(jobs, suffix)
     elif layout == "cuhk-pedes":
         for j in jobs:
             j.pid = j.ordinal + 1
@@ -104,6 +123,32 @@ def assign_paths(jobs: list[ImageJob], layout: str, *, suffix: str = ".jpg") -> 
         jobs.sort(key=lambda j: j.pid)
     else:  # pragma: no cover - guarded by generate()
         raise ValueError(layout)
+
+
+def _assign_msmt17(jobs: list[ImageJob], suffix: str) -> None:
+    labels: dict[int, int] = {}
+    for j in sorted(jobs, key=lambda j: j.split != "train"):  # train identities first, then test ones
+        if j.reid_pid > 0:
+            j.pid = labels.setdefault(j.reid_pid, len(labels))
+    extra = len(labels)
+    for n, j in enumerate(jobs):
+        if j.reid_pid == 0:  # distractor: a gallery identity of its own
+            j.pid, extra = extra, extra + 1
+        elif j.reid_pid < 0:
+            j.pid = -1
+        if j.split == "train" and j.k == 0 and j.ordinal % 8 == 7:
+            j.split = "val"
+        folder = "train" if j.split in ("train", "val") else "test"
+        sub = "junk" if j.junk else f"{j.pid:04d}"
+        j.relpath = f"{folder}/{sub}/{j.pid:04d}_{n % 1000:03d}_{j.camera + 1:02d}_0303morning_{n:04d}_0{suffix}"
+
+
+def _msmt17_lists(jobs: list[ImageJob]) -> dict[str, bytes]:
+    lines: dict[str, list[str]] = {name: [] for name in MSMT17_LISTS.values()}
+    for j in jobs:
+        if not j.junk:
+            lines[MSMT17_LISTS[j.split]].append(f"{j.relpath.split('/', 1)[1]} {j.pid}\n")
+    return {name: "".join(rows).encode("utf-8") for name, rows in lines.items()}
 
 
 def _json_records(jobs: list[ImageJob], layout: str) -> list[dict]:
@@ -150,6 +195,10 @@ def _mat_bytes(jobs: list[ImageJob]) -> bytes:
 
 def write_annotations(root: Path, jobs: list[ImageJob], layout: str) -> None:
     """Write the layout's annotation file (Market / Duke have none: the file names are the labels)."""
+    if layout == "msmt17":
+        for list_name, data in _msmt17_lists(jobs).items():
+            atomic_write_bytes(root / list_name, data)
+        return
     name = ANNOTATION_FILES.get(layout)
     if name is None:
         return
@@ -166,7 +215,7 @@ def to_records(root: Path, jobs: list[ImageJob], layout: str) -> list[PersonReco
         if j.junk:
             continue
         path = root / j.relpath
-        if layout in ("market1501", "dukemtmc"):
+        if layout in ("market1501", "dukemtmc", "cuhk03-np", "msmt17"):
             recs.append(PersonRecord(path, j.pid, j.camera, j.split))
         elif layout == "pa100k":
             recs.append(PersonRecord(path, j.pid, -1, j.split, attributes=tuple(j.labels)))

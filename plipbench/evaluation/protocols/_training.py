@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from plipbench.data.images import open_rgb
 from plipbench.errors import ConfigError, DataError, PlipbenchError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -175,12 +176,12 @@ class TrainingImages:
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, str, int, int]:
         import numpy as np
-        from PIL import Image, UnidentifiedImageError
+        from PIL import UnidentifiedImageError
 
         record = self.records[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
         try:
-            with Image.open(record.image_path) as img:
+            with open_rgb(record.image_path) as img:
                 tensor = self.transform(img.convert("RGB"))
         except (OSError, UnidentifiedImageError) as err:
             raise DataError(record.image_path, f"cannot decode image ({err})") from err

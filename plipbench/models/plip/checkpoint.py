@@ -17,7 +17,7 @@ from typing import Any
 
 from plipbench.errors import ConfigError, PlipbenchError
 from plipbench.models.plip.model import PlipConfig, PlipModel
-from plipbench.models.weights import file_sha256, load_state_dict_strict
+from plipbench.models.weights import file_sha256, load_safetensors, load_state_dict_strict
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -87,7 +87,6 @@ def save_plip_checkpoint(
 def load_plip_checkpoint(directory: str | Path) -> tuple[PlipModel, Path | None, str]:
     """``(model, tokenizer directory or None, sha256 of model.safetensors)``; strict key check."""
     from pydantic import ValidationError
-    from safetensors.torch import load_file
 
     directory = Path(directory).expanduser()
     if not is_plip_checkpoint(directory):
@@ -99,7 +98,7 @@ def load_plip_checkpoint(directory: str | Path) -> tuple[PlipModel, Path | None,
     except ValidationError as err:
         raise ConfigError(f"{directory / CONFIG_FILE}: invalid PLIP config: {err}") from None
     model = PlipModel(config)
-    state = load_file(str(directory / WEIGHTS_FILE))
+    state = load_safetensors(directory / WEIGHTS_FILE)
     load_state_dict_strict(model, state, source=str(directory / WEIGHTS_FILE))
     tok = directory / TOKENIZER_DIR
     return model, (tok if tok.is_dir() else None), file_sha256(directory / WEIGHTS_FILE)
