@@ -12,10 +12,10 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from plipbench.environment import cache_root
+from plipbench.io import make_temp_dir
 
 MANIFEST = "plipbench_synth_manifest.json"
 
@@ -58,7 +58,7 @@ def ensure_synthetic(
     if (path / MANIFEST).is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp = make_temp_dir(f".{path.name}.", path.parent)
     try:
         generate(preset, tmp, identities=identities, images_per_id=images_per_id, seed=seed, layout=layout,
                  image_size=image_size, overwrite=True, progress=progress)
