@@ -20,9 +20,13 @@ def bench(
     Example: [bold]plipbench bench[/bold]   CI: [bold]plipbench bench --check results/mini[/bold]
     """
     from plipbench.bench import run_bench
+    from plipbench.io import ensure_writable_cache, ensure_writable_dir
     from plipbench.leaderboard import build_leaderboard
     from plipbench.leaderboard.render_terminal import leaderboard_console
 
+    if check is None:
+        ensure_writable_dir(out if out is not None else Path("results") / suite, "results folder (--out)")
+    ensure_writable_cache()
     console = leaderboard_console()
     report = run_bench(suite, out=out, check=check, progress=progress)
     if check is None:

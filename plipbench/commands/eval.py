@@ -39,6 +39,10 @@ def eval_command(
 
     if (task is None) == (suite is None):
         raise ConfigError("give exactly one of --task or --suite")
+    from plipbench.io import ensure_writable_cache, ensure_writable_dir
+
+    ensure_writable_dir(out, "results folder (--out)")  # before the compute, not after it
+    ensure_writable_cache()
     options = {}
     for item in option or []:
         key, sep, raw = item.partition("=")
@@ -57,9 +61,9 @@ def eval_command(
     for column in ("backbone", "task", "protocol", "status", "main score", "value", "seconds"):
         table.add_column(column)
     for row in frame.itertuples():
-        value = f"{100 * row.score:.1f}" if row.score is not None and row.score == row.score else "-"
-        table.add_row(row.backbone, row.task, row.protocol, row.status, row.main_score or "-", value,
-                      f"{row.seconds:.1f}")
+        score, seconds = _number(row.score), _number(row.seconds)
+        table.add_row(row.backbone, row.task, row.protocol, row.status, _text(row.main_score),
+                      "-" if score is None else f"{100 * score:.1f}", "-" if seconds is None else f"{seconds:.1f}")
     console = Console()
     console.print(table)
     for row in frame.itertuples():
@@ -67,3 +71,17 @@ def eval_command(
             console.print(f"[yellow]skipped[/yellow] {row.task} ({row.protocol}): {row.reason}")
     stats = frame.attrs.get("feature_cache", {})
     console.print(f"feature cache: {stats.get('hits', 0)} hit(s), {stats.get('misses', 0)} computed")
+
+
+def _missing(value: object) -> bool:
+    """None or NaN. A DataFrame fills a missing string cell with NaN (pandas 3's string dtype), and NaN
+    is truthy: ``row.main_score or "-"`` would hand a float to the table."""
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _text(value: object) -> str:
+    return "-" if _missing(value) or value == "" else str(value)
+
+
+def _number(value: object) -> float | None:
+    return None if _missing(value) else float(value)  # type: ignore[arg-type]
