@@ -49,7 +49,9 @@ def validation_summary(err: object) -> str:
             problems.append(f"unknown key {where!r}")
         else:
             msg = one_line(e["msg"]).removeprefix("Value error, ")
-            problems.append(f"{where}: {msg} (got {one_line(repr(e.get('input')), 80)})")
+            # a whole-file check (model validator) has the whole file as input: no point repeating it
+            got = f" (got {one_line(repr(e.get('input')), 80)})" if e["loc"] else ""
+            problems.append(f"{where}: {msg}{got}")
     return "; ".join(problems)
 
 

@@ -273,3 +273,11 @@ def test_eval_saves_no_result_for_a_wrong_dim_backbone(tmp_path: Path, monkeypat
     with pytest.raises(PlipbenchError, match="declares embedding_dim 3"):
         evaluate(f"{path}:build", "tiny-image", out=tmp_path / "out", registry=registry, progress=False)
     assert not list((tmp_path / "out").glob("*.json"))  # nothing saved under the wrong contract
+
+
+def test_baseline_yaml_error_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nfamily: [random\nmodel: plip-mini\n")
+    with pytest.raises(ConfigError) as info:
+        load_baseline(bad)
+    assert "\n" not in str(info.value) and "invalid YAML: line 3" in str(info.value)
