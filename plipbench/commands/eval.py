@@ -31,7 +31,6 @@ def eval_command(
     Multi-process feature extraction: [bold]torchrun --nproc_per_node 2 -m plipbench.cli eval ...[/bold]
     """
     import yaml
-    from rich.console import Console
     from rich.table import Table
 
     from plipbench.errors import ConfigError
@@ -55,16 +54,20 @@ def eval_command(
     )  # fmt: skip
     import torch.distributed as dist
 
+    from plipbench.leaderboard.render_terminal import add_name_column, table_console
+
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
         return
     table = Table(title=f"plipbench eval -> {out}")
-    for column in ("backbone", "task", "protocol", "status", "main score", "value", "seconds"):
-        table.add_column(column)
+    add_name_column(table, "backbone", list(frame.get("backbone", [])))
+    add_name_column(table, "task", list(frame.get("task", [])))
+    for column in ("protocol", "status", "main score", "value", "seconds"):
+        table.add_column(column, overflow="fold")
     for row in frame.itertuples():
         score, seconds = _number(row.score), _number(row.seconds)
         table.add_row(row.backbone, row.task, row.protocol, row.status, _text(row.main_score),
                       "-" if score is None else f"{100 * score:.1f}", "-" if seconds is None else f"{seconds:.1f}")
-    console = Console()
+    console = table_console()
     console.print(table)
     for row in frame.itertuples():
         if row.status == "skipped":
