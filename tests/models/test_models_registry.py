@@ -281,3 +281,24 @@ def test_baseline_yaml_error_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_baseline(bad)
     assert "\n" not in str(info.value) and "invalid YAML: line 3" in str(info.value)
+
+
+def test_plip_official_tokenizer_hint_is_what_eval_accepts(tmp_path: Path) -> None:
+    import re
+
+    from typer.testing import CliRunner
+
+    from plipbench.cli import app
+    from plipbench.models.baselines import find_baseline
+
+    text = find_baseline("plip-rn50-official").read_text()
+    eval_help = CliRunner().invoke(app, ["eval", "--help"], terminal_width=200).output
+    assert "--arg" not in eval_help
+    for sentence in re.split(r"[;:(]", " ".join(line.lstrip("# ") for line in text.splitlines() if "#" in line)):
+        if "--arg" in sentence and "has no --arg" not in sentence:  # offered only for models check, which has it
+            assert "models check" in sentence, sentence
+    assert "args: {tokenizer: /path/to/bert-base-uncased}" in text
+    # following the hint: the args mapping the comment shows is what the schema reads
+    copy = tmp_path / "my-plip.yaml"
+    copy.write_text(text.replace("args: {}", "args: {tokenizer: /path/to/bert-base-uncased}"))
+    assert load_baseline(copy).args == {"tokenizer": "/path/to/bert-base-uncased"}
