@@ -31,7 +31,9 @@ def eval_command(
     Multi-process feature extraction: [bold]torchrun --nproc_per_node 2 -m plipbench.cli eval ...[/bold]
     """
     import yaml
+    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     from plipbench.errors import ConfigError
     from plipbench.evaluation.runner import evaluate
@@ -65,13 +67,14 @@ def eval_command(
         table.add_column(column, overflow="fold")
     for row in frame.itertuples():
         score, seconds = _number(row.score), _number(row.seconds)
-        table.add_row(row.backbone, row.task, row.protocol, row.status, _text(row.main_score),
-                      "-" if score is None else f"{100 * score:.1f}", "-" if seconds is None else f"{seconds:.1f}")
+        cells = (row.backbone, row.task, row.protocol, row.status, _text(row.main_score),
+                 "-" if score is None else f"{100 * score:.1f}", "-" if seconds is None else f"{seconds:.1f}")
+        table.add_row(*(Text(str(c)) for c in cells))  # names are text, never rich markup
     console = table_console()
     console.print(table)
     for row in frame.itertuples():
         if row.status == "skipped":
-            console.print(f"[yellow]skipped[/yellow] {row.task} ({row.protocol}): {row.reason}")
+            console.print(f"[yellow]skipped[/yellow] {escape(f'{row.task} ({row.protocol}): {row.reason}')}")
     stats = frame.attrs.get("feature_cache", {})
     console.print(f"feature cache: {stats.get('hits', 0)} hit(s), {stats.get('misses', 0)} computed")
 

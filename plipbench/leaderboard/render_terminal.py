@@ -13,20 +13,22 @@ def view_to_rich(view: TableView) -> Any:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=view.title, show_lines=False, header_style="bold")
+    table = Table(title=Text(view.title), show_lines=False, header_style="bold")
     index = 0
     for label, span in view.groups:
         for offset in range(span):
             header = view.headers[index]
             # the group label heads the first column of its group; the others show only their own name
             title = f"{label}\n{header}" if (label and offset == 0) else (f"\n{header}" if label else header)
+            # names are text, never rich markup: a backbone called "x[/]" must not break the table
             if index == 0:  # the backbone names, which --compare takes: never cut
-                table.add_column(title, justify="left", no_wrap=True, min_width=name_width(header, [r[0] for r in view.rows]))
+                table.add_column(Text(title), justify="left", no_wrap=True,
+                                 min_width=name_width(header, [r[0] for r in view.rows]))
             else:
-                table.add_column(title, justify="right", overflow="fold")
+                table.add_column(Text(title), justify="right", overflow="fold")
             index += 1
     for row, kind in zip(view.rows, view.kinds, strict=True):
-        table.add_row(*row, style="dim italic" if kind == "reference" else None)
+        table.add_row(*(Text(cell) for cell in row), style="dim italic" if kind == "reference" else None)
     notes = [Text(note, style="dim") for note in view.footnotes]
     return Group(table, *notes)
 

@@ -97,3 +97,22 @@ def test_leaderboard_refuses_out_in_a_missing_file_path(tmp_path, capsys) -> Non
     assert main(["leaderboard", "--reference", "plip-paper", "--format", "md", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.strip() == f"error: --out {out}: {tmp_path / 'notes'} is a file, not a folder"
+
+
+def test_eval_table_shows_markup_in_names_as_text(no_evaluate, tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("PLIPBENCH_CACHE", str(tmp_path / "cache"))
+    args = ["eval", "--suite", "mini", "--model", "osnet", "--name", "x[/]", "--out", str(tmp_path / "out")]
+    import plipbench.evaluation.runner as runner
+
+    fake = runner.evaluate
+
+    def named(*a, **k):
+        frame = fake(*a, **k)
+        frame["backbone"] = k["name"]
+        frame["reason"] = frame["reason"].astype(object).where(frame["status"] != "skipped", "data at [/data]")
+        return frame
+
+    monkeypatch.setattr(runner, "evaluate", named)
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "x[/]" in out and "data at [/data]" in out
