@@ -35,13 +35,15 @@ def eval_command(
     from rich.table import Table
     from rich.text import Text
 
-    from plipbench.errors import ConfigError
+    from plipbench.errors import ConfigError, yaml_error_line
     from plipbench.evaluation.runner import evaluate
+    from plipbench.evaluation.tasks import TaskRegistry
+    from plipbench.io import ensure_writable_cache, ensure_writable_dir
+    from plipbench.models import create_backbone
+    from plipbench.models.checks import verify_embedding_size
 
     if (task is None) == (suite is None):
         raise ConfigError("give exactly one of --task or --suite")
-    from plipbench.io import ensure_writable_cache, ensure_writable_dir
-
     ensure_writable_dir(out, "results folder (--out)")  # before the compute, not after it
     ensure_writable_cache()
     options = {}
@@ -49,10 +51,21 @@ def eval_command(
         key, sep, raw = item.partition("=")
         if not sep:
             raise ConfigError(f"--option {item!r} is not key=value")
-        options[key.strip()] = yaml.safe_load(raw)
+        try:
+            options[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--option {item!r}: the value is not valid YAML ({yaml_error_line(err)})") from None
+    registry = TaskRegistry()  # an unknown task or suite fails before the model loads
+    for task_name in [t.strip() for t in task.split(",") if t.strip()] if task else []:
+        registry.get(task_name)
+    if suite is not None:
+        registry.suite(suite)
+    backbone = create_backbone(model, device=device)
+    verify_embedding_size(backbone)  # a model that breaks its declared size stops here, not inside a protocol
     frame = evaluate(
-        model, task, suite=suite, protocols=protocol or None, out=out, overwrite=overwrite, name=name,
-        options=options, seed=seed, device=device, batch_size=batch_size, num_workers=num_workers, progress=progress,
+        backbone, task, suite=suite, protocols=protocol or None, out=out, overwrite=overwrite, name=name,
+        registry=registry, options=options, seed=seed, device=device, batch_size=batch_size,
+        num_workers=num_workers, progress=progress,
     )  # fmt: skip
     import torch.distributed as dist
 

@@ -12,8 +12,12 @@ from plipbench.cli import main
 def no_evaluate(monkeypatch):
     """Replace the evaluation by a recorder: a refused output must be refused before any compute."""
     import plipbench.evaluation.runner as runner
+    import plipbench.models as models
+    import plipbench.models.checks as checks
 
     calls: list[dict] = []
+    monkeypatch.setattr(models, "create_backbone", lambda spec, **kwargs: f"backbone {spec}")
+    monkeypatch.setattr(checks, "verify_embedding_size", lambda backbone: None)
 
     def fake(*args, **kwargs):
         calls.append(kwargs)

@@ -302,3 +302,16 @@ def test_plip_official_tokenizer_hint_is_what_eval_accepts(tmp_path: Path) -> No
     copy = tmp_path / "my-plip.yaml"
     copy.write_text(text.replace("args: {}", "args: {tokenizer: /path/to/bert-base-uncased}"))
     assert load_baseline(copy).args == {"tokenizer": "/path/to/bert-base-uncased"}
+
+
+def test_eval_refuses_a_wrong_dim_backbone_before_any_task(tmp_path: Path, capsys) -> None:
+    from plipbench.cli import main
+
+    path = tmp_path / "wrong_dim.py"
+    path.write_text(WRONG_DIM)
+    out = tmp_path / "out"
+    # checked once before any task (a fine-tune head would meet the wrong size only as a shape error)
+    assert main(["eval", "--task", "synth-market1501", "--model", f"{path}:build", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "declares embedding_dim 3" in err and err.count("\n") == 1
+    assert not out.exists()
