@@ -4,8 +4,9 @@ Each command group lives in ``plipbench/commands/<group>.py`` and is registered 
 modules import only typer/rich at module level; torch and friends are imported inside the
 command bodies, so ``plipbench --help`` stays instant.
 
-Every user-facing error (:class:`plipbench.errors.PlipbenchError`) is printed as one line on
-stderr with exit code 2 and no traceback.
+Every user-facing error (:class:`plipbench.errors.PlipbenchError`, and an OSError that says the disk is
+full, read-only or not ours to write) is printed as one line on stderr with exit code 2 and no
+traceback; Ctrl-C prints "interrupted" and exits 130.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from plipbench.commands import leaderboard as leaderboard_commands
 from plipbench.commands import models as models_commands
 from plipbench.commands import pretrain as pretrain_commands
 from plipbench.commands import tasks as tasks_commands
-from plipbench.errors import PlipbenchError
+from plipbench.errors import ONE_LINE_ERRNOS, PlipbenchError, one_line, os_error_line
+
+INTERRUPTED = 130  # the shell's exit status for SIGINT
 
 app = typer.Typer(
     name="plipbench",
@@ -63,14 +66,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, prog_name="plipbench", standalone_mode=True)
     except PlipbenchError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(str(err), limit=2000)}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        # a full disk, a read-only folder, a permission problem: about the machine, not a plipbench bug
+        if err.errno not in ONE_LINE_ERRNOS:
+            raise
+        print(f"error: {os_error_line(err)}", file=sys.stderr)
         return 2
     except SystemExit as exit_:
         code = exit_.code
-        return code if isinstance(code, int) else (0 if code is None else 1)
+        code = code if isinstance(code, int) else (0 if code is None else 1)
+        if code == INTERRUPTED:  # Typer turns Ctrl-C into a silent Exit(130)
+            print("interrupted", file=sys.stderr)
+        return code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     return 0
 
 

@@ -75,3 +75,58 @@ def test_doctor_json_reports_packages_and_hardware(tmp_path, monkeypatch) -> Non
     assert report["hardware"]["cpu_count"] >= 1
     assert report["data_root"] == str(tmp_path)
     assert all(row["status"].startswith("not found") for row in report["datasets"])
+
+
+def _app_with(monkeypatch, command):
+    import typer
+
+    from plipbench import cli
+
+    extra = typer.Typer()
+    extra.command("boom")(command)
+    extra.command("other")(lambda: None)
+    monkeypatch.setattr(cli, "app", extra)
+
+
+def test_ctrl_c_prints_interrupted_and_exits_130(monkeypatch, capsys) -> None:
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    _app_with(monkeypatch, interrupted)
+    assert main(["boom"]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted"
+
+
+def test_full_disk_oserror_is_one_line_exit_2(monkeypatch, capsys) -> None:
+    import errno
+
+    def full() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", "/results/r.json")
+
+    _app_with(monkeypatch, full)
+    assert main(["boom"]) == 2
+    assert capsys.readouterr().err.strip() == "error: /results/r.json: no space left on device (disk full)"
+
+
+def test_read_only_oserror_is_one_line_exit_2(monkeypatch, capsys) -> None:
+    import errno
+
+    def read_only() -> None:
+        raise OSError(errno.EROFS, "Read-only file system", "/cache/features")
+
+    _app_with(monkeypatch, read_only)
+    assert main(["boom"]) == 2
+    assert capsys.readouterr().err.strip() == "error: /cache/features: read-only file system"
+
+
+def test_multi_line_error_message_is_printed_on_one_line(monkeypatch, capsys) -> None:
+    from plipbench.errors import ConfigError
+
+    def multi() -> None:
+        raise ConfigError("tasks/x.yaml: not valid YAML (while parsing\n  in line 2\n    ^)")
+
+    _app_with(monkeypatch, multi)
+    assert main(["boom"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.strip() == "error: tasks/x.yaml: not valid YAML (while parsing in line 2 ^)"

@@ -26,10 +26,14 @@ def bench(
     """
     from plipbench.bench import run_bench
     from plipbench.errors import ConfigError
+    from plipbench.io import ensure_writable_cache, ensure_writable_dir
     from plipbench.leaderboard.render_terminal import leaderboard_console
 
     if check_report is not None and check is None:
         raise ConfigError("--check-report needs --check")
+    if check is None:
+        ensure_writable_dir(out if out is not None else Path("results") / suite, "results folder (--out)")
+    ensure_writable_cache()
     console = leaderboard_console()
     report = run_bench(suite, out=out, check=check, seeds=seeds, progress=progress)
     if check is None:

@@ -43,7 +43,9 @@ def synth(
     from rich.table import Table
 
     from plipbench.data.synth import generate, parse_image_size
+    from plipbench.io import ensure_writable_dir
 
+    ensure_writable_dir(out, "output folder (--out)")
     console = Console()
     start = time.perf_counter()
     manifest = generate(

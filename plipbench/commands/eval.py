@@ -33,40 +33,77 @@ def eval_command(
     Multi-process feature extraction: [bold]torchrun --nproc_per_node 2 -m plipbench.cli eval ...[/bold]
     """
     import yaml
-    from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
-    from plipbench.errors import ConfigError
+    from plipbench.errors import ConfigError, yaml_error_line
     from plipbench.evaluation.runner import evaluate
+    from plipbench.evaluation.tasks import TaskRegistry
+    from plipbench.io import ensure_writable_cache, ensure_writable_dir
+    from plipbench.models import create_backbone
+    from plipbench.models.checks import verify_embedding_size
 
     if (task is None) == (suite is None):
         raise ConfigError("give exactly one of --task or --suite")
+    ensure_writable_dir(out, "results folder (--out)")  # before the compute, not after it
+    ensure_writable_cache()
     options = {}
     for item in option or []:
         key, sep, raw = item.partition("=")
         if not sep:
             raise ConfigError(f"--option {item!r} is not key=value")
-        options[key.strip()] = yaml.safe_load(raw)
+        try:
+            options[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--option {item!r}: the value is not valid YAML ({yaml_error_line(err)})") from None
+    registry = TaskRegistry()  # an unknown task or suite fails before the model loads
+    for task_name in [t.strip() for t in task.split(",") if t.strip()] if task else []:
+        registry.get(task_name)
+    if suite is not None:
+        registry.suite(suite)
+    backbone = create_backbone(model, device=device)
+    verify_embedding_size(backbone)  # a model that breaks its declared size stops here, not inside a protocol
     frame = evaluate(
-        model, task, suite=suite, protocols=protocol or None, out=out, overwrite=overwrite, name=name,
-        options=options, seed=seed, seeds=seeds, device=device, batch_size=batch_size, num_workers=num_workers, progress=progress,
+        backbone, task, suite=suite, protocols=protocol or None, out=out, overwrite=overwrite, name=name,
+        registry=registry, options=options, seed=seed, seeds=seeds, device=device, batch_size=batch_size,
+        num_workers=num_workers, progress=progress,
     )  # fmt: skip
     import torch.distributed as dist
+
+    from plipbench.leaderboard.render_terminal import add_name_column, table_console
 
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
         return
     table = Table(title=f"plipbench eval -> {out}")
-    for column in ("backbone", "task", "protocol", "seed", "status", "main score", "value", "seconds"):
-        table.add_column(column)
+    add_name_column(table, "backbone", list(frame.get("backbone", [])))
+    add_name_column(table, "task", list(frame.get("task", [])))
+    for column in ("protocol", "seed", "status", "main score", "value", "seconds"):
+        table.add_column(column, overflow="fold")
     for row in frame.itertuples():
-        value = f"{100 * row.score:.1f}" if row.score is not None and row.score == row.score else "-"
-        table.add_row(row.backbone, row.task, row.protocol, "-" if row.seed is None or row.seed != row.seed
-                      else str(int(row.seed)), row.status, row.main_score or "-", value,
-                      f"{row.seconds:.1f}")
-    console = Console()
+        score, seconds = _number(row.score), _number(row.seconds)
+        seed = _number(row.seed)
+        cells = (row.backbone, row.task, row.protocol, "-" if seed is None else str(int(seed)), row.status, _text(row.main_score),
+                 "-" if score is None else f"{100 * score:.1f}", "-" if seconds is None else f"{seconds:.1f}")
+        table.add_row(*(Text(str(c)) for c in cells))  # names are text, never rich markup
+    console = table_console()
     console.print(table)
     for row in frame.itertuples():
         if row.status == "skipped":
-            console.print(f"[yellow]skipped[/yellow] {row.task} ({row.protocol}): {row.reason}")
+            console.print(f"[yellow]skipped[/yellow] {escape(f'{row.task} ({row.protocol}): {row.reason}')}")
     stats = frame.attrs.get("feature_cache", {})
     console.print(f"feature cache: {stats.get('hits', 0)} hit(s), {stats.get('misses', 0)} computed")
+
+
+def _missing(value: object) -> bool:
+    """None or NaN. A DataFrame fills a missing string cell with NaN (pandas 3's string dtype), and NaN
+    is truthy: ``row.main_score or "-"`` would hand a float to the table."""
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _text(value: object) -> str:
+    return "-" if _missing(value) or value == "" else str(value)
+
+
+def _number(value: object) -> float | None:
+    return None if _missing(value) else float(value)  # type: ignore[arg-type]

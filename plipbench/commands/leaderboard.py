@@ -40,6 +40,10 @@ def leaderboard(
 
     if format not in FORMATS:
         raise ConfigError(f"--format {format!r} is not one of {', '.join(FORMATS)}")
+    if out is not None:
+        from plipbench.io import ensure_writable_file
+
+        ensure_writable_file(out, "--out")
     pair = tuple(name for name in (compare or ()) if name is not None)
     if reference is not None:
         from plipbench.leaderboard.reference import REFERENCE_FILES

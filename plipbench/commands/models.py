@@ -33,16 +33,20 @@ def list_command() -> None:
 
     Example: plipbench models list
     """
-    from rich.console import Console
     from rich.table import Table
 
+    from plipbench.leaderboard.render_terminal import add_name_column, table_console
     from plipbench.models.baselines import list_baselines
     from plipbench.models.registry import list_families
 
+    baselines = list_baselines()
     table = Table(title="Baselines")
-    for column in ("name", "family", "modalities", "dim", "weights present?"):
-        table.add_column(column)
-    for spec, path, error in list_baselines():
+    # the names are what users type: never cut them; in a narrow terminal the other columns fold
+    add_name_column(table, "name", [spec.name if spec is not None else path.stem for spec, path, _ in baselines])
+    add_name_column(table, "family", [spec.family for spec, _, _ in baselines if spec is not None])
+    for column in ("modalities", "dim", "weights present?"):
+        table.add_column(column, overflow="fold")
+    for spec, path, error in baselines:
         if spec is None:
             table.add_row(path.stem, "[red]invalid[/red]", "", "", error or "")
             continue
@@ -51,7 +55,7 @@ def list_command() -> None:
             "n/a (random init)" if present is None else ("[green]yes[/green]" if present else "[red]no[/red]")
         )
         table.add_row(spec.name, spec.family, ", ".join(spec.modalities), str(spec.embedding_dim), mark)
-    console = Console()
+    console = table_console()
     console.print(table)
     console.print("families (use as FAMILY:NAME): " + ", ".join(list_families()))
 

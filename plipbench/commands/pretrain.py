@@ -29,6 +29,11 @@ def pretrain(
 
     cfg = load_config(config, overrides or [])
     run_dir = out or Path("runs") / "pretrain" / cfg.name
+    from plipbench.io import ensure_writable_cache, ensure_writable_dir
+
+    ensure_writable_dir(run_dir, "run folder (--out)")  # before the training, not at the first checkpoint
+    if cfg.data.root is None:  # a synthetic corpus is generated into the cache
+        ensure_writable_cache()
     summary = run_pretrain(cfg, run_dir, resume=resume, max_steps=max_steps, progress=progress)
     if summary.get("plipbench_version") is not None:
         Console().print(

@@ -15,22 +15,24 @@ def list_tasks(
 
     Example: [bold]plipbench tasks list --suite mini[/bold]
     """
-    from rich.console import Console
     from rich.table import Table
 
     from plipbench.evaluation.tasks import TaskRegistry
+    from plipbench.leaderboard.render_terminal import add_name_column, table_console
 
     registry = TaskRegistry()
     runs = registry.suite_runs(suite) if suite else [(t, [p.name for p in t.protocol_specs()])
                                                      for t in registry.tasks.values()]
     table = Table(title=f"tasks ({registry.root})")
-    for column in ("name", "kind", "family", "dataset", "protocols", "main score"):
-        table.add_column(column)
+    # the names are what users type: never cut them; in a narrow terminal the other columns fold
+    add_name_column(table, "name", [spec.name for spec, _ in runs])
+    for column in ("kind", "family", "dataset", "protocols", "main score"):
+        table.add_column(column, overflow="fold")
     for spec, protocols in runs:
         source = f"{spec.train_dataset.display_name()} -> " if spec.train_dataset else ""
         table.add_row(spec.name, spec.kind, spec.family, source + spec.dataset.display_name(), ", ".join(protocols),
                       spec.main_score)
-    console = Console()
+    console = table_console()
     console.print(table)
     console.print("suites: " + ", ".join(f"{s.name} ({len(s.tasks)} tasks)" for s in registry.suites.values()))
 

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from plipbench.errors import ConfigError, DataError, validate_model
+from plipbench.errors import ConfigError, DataError, validate_model, yaml_error_line
 
 TaskKind = Literal["text-reid", "image-reid", "attributes"]
 TaskFamily = Literal["text-reid", "image-reid", "attributes", "domain-generalization"]
@@ -105,6 +105,32 @@ class SplitNames(_Strict):
     gallery: str = "gallery"
 
 
+# The metric options each kind's metric accepts and the scores it reports (the protocols' *_METRIC_DEFAULTS
+# and score keys; tests/evaluation/test_tasks.py keeps the two in step). Only TaskSpec's validator uses them.
+_METRIC_OPTIONS: dict[str, frozenset[str]] = {
+    "text-reid": frozenset({"ks"}),
+    "image-reid": frozenset({"metric", "ap", "max_rank"}),
+    "attributes": frozenset({"threshold", "convention", "threshold_rule"}),
+}
+
+
+def _reported_scores(kind: str, metric_options: dict[str, Any]) -> set[str] | None:
+    """The score keys a task of ``kind`` reports; None when an option is malformed (the protocol says how)."""
+    if kind == "attributes":
+        return {"mA", "Acc", "Prec", "Rec", "F1"}
+    if kind == "image-reid":
+        max_rank = metric_options.get("max_rank", 50)
+        if isinstance(max_rank, bool) or not isinstance(max_rank, int):
+            return None
+        return {f"R@{k}" for k in (1, 5, 10) if k <= max_rank} | {"mAP", "mINP"}
+    ks = metric_options.get("ks", [1, 5, 10])
+    ks = [ks] if isinstance(ks, int) else ks
+    if not isinstance(ks, list) or not all(isinstance(k, int) and not isinstance(k, bool) for k in ks):
+        return None
+    t2i = {f"R@{k}" for k in ks} | {"mAP", "mINP"}
+    return t2i | {f"i2t_{s}" for s in t2i}
+
+
 class TaskSpec(_Strict):
     name: str
     kind: TaskKind
@@ -142,6 +168,20 @@ class TaskSpec(_Strict):
         if self.family == "domain-generalization" and self.train_dataset is None:
             raise ValueError("a domain-generalization task needs train_dataset (the source)")
         self.protocols = resolved
+        return self
+
+    @model_validator(mode="after")
+    def _metric_options_and_main_score(self) -> TaskSpec:
+        """Refuse an unknown metric option or a main score the kind's metric does not report when the
+        registry loads (``tasks list`` / ``tasks show``), not after the model has loaded."""
+        known = _METRIC_OPTIONS[self.kind]
+        unknown = sorted(set(self.metric_options) - known)
+        if unknown:
+            raise ValueError(f"unknown metric option {unknown[0]!r} for a {self.kind} task; known: {', '.join(sorted(known))}")
+        scores = _reported_scores(self.kind, self.metric_options)
+        if scores is not None and self.main_score not in scores:
+            raise ValueError(f"main_score {self.main_score!r} is not a score of a {self.kind} task with these metric "
+                             f"options; one of: {', '.join(sorted(scores))}")
         return self
 
     def protocol(self, name: str) -> ProtocolSpec:
@@ -226,7 +266,7 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     except FileNotFoundError as err:
         raise DataError(path, "task file not found") from err
     except yaml.YAMLError as err:
-        raise DataError(path, f"not valid YAML ({err})") from err
+        raise DataError(path, f"not valid YAML ({yaml_error_line(err)})") from err
     if not isinstance(tree, dict):
         raise DataError(path, f"expected a mapping at the top level, got {type(tree).__name__}")
     return tree

@@ -158,6 +158,8 @@ def compare_csv(frame: Any) -> str:
     for column in ("score_a", "score_b", "difference", "low", "high"):
         out[column] = (100 * out[column]).round(1)
     out["p_value"] = out["p_value"].round(4)
+    from plipbench.leaderboard.escape import csv_safe
+
     buffer = io.StringIO()
-    out.to_csv(buffer, index=False, lineterminator="\n")
+    csv_safe(out).to_csv(buffer, index=False, lineterminator="\n")  # names are text, never formulas
     return buffer.getvalue()

@@ -13,6 +13,7 @@ import io
 import math
 from typing import TYPE_CHECKING, Any
 
+from plipbench.leaderboard.escape import plot_label
 from plipbench.leaderboard.reference import REFERENCE_LABEL
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -93,10 +94,10 @@ def _task_plot(board: Leaderboard, column: Column) -> str | None:
                    color=["#c9c9c9" if h else "#4c72b0" for h in hatches])
     for bar, hatch in zip(bars, hatches, strict=True):
         bar.set_hatch(hatch)
-    ax.set_yticks(list(positions), names, fontsize=8)
+    ax.set_yticks(list(positions), [plot_label(n) for n in names], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel(f"{column.metric} (%)")
-    ax.set_title(f"{column.task} · {column.protocol}", fontsize=10)
+    ax.set_xlabel(plot_label(f"{column.metric} (%)"))
+    ax.set_title(plot_label(f"{column.task} · {column.protocol}"), fontsize=10)
     return _figure_uri(fig)
 
 
@@ -120,10 +121,10 @@ def _attribute_plot(column_id: str, tables: dict[str, list[dict[str, Any]]]) -> 
     for i, (backbone, rows) in enumerate(sorted(tables.items())):
         by_name = {row.get("name"): row.get("mA") for row in rows}
         heights = [100 * float(by_name[n]) if isinstance(by_name.get(n), (int, float)) else np.nan for n in names]
-        ax.bar(x + i * width - 0.4 + width / 2, heights, width, label=backbone)
-    ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
+        ax.bar(x + i * width - 0.4 + width / 2, heights, width, label=plot_label(backbone))
+    ax.set_xticks(x, [plot_label(n) for n in names], rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("mA per attribute (%)")
-    ax.set_title(f"{column_id}: per-attribute mA", fontsize=10)
+    ax.set_title(plot_label(f"{column_id}: per-attribute mA"), fontsize=10)
     ax.legend(fontsize=7)
     return _figure_uri(fig)
 

@@ -13,14 +13,12 @@ import io
 import math
 from typing import TYPE_CHECKING, Any
 
+from plipbench.leaderboard.escape import csv_safe
+from plipbench.leaderboard.escape import md_cell as _md_cell
 from plipbench.leaderboard.reference import REFERENCE_LABEL
 
 if TYPE_CHECKING:  # pragma: no cover
     from plipbench.leaderboard.aggregate import Leaderboard, TableView
-
-
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def view_to_markdown(view: TableView) -> str:
@@ -28,7 +26,7 @@ def view_to_markdown(view: TableView) -> str:
     for label, span in view.groups:
         group_row += [label] + [""] * (span - 1)
     has_groups = any(label for label, _ in view.groups)
-    lines = [f"### {view.title}", ""]
+    lines = [f"### {_md_cell(view.title)}", ""]
     header = group_row if has_groups else view.headers
     lines.append("| " + " | ".join(_md_cell(c) for c in header) + " |")
     lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
@@ -139,7 +137,7 @@ def leaderboard_csv(board: Leaderboard) -> str:
     if not board.backbones and board.reference_alone is not None:
         return _reference_csv(board.reference_alone)
     buffer = io.StringIO()
-    pd.DataFrame(table).to_csv(buffer, index=False, lineterminator="\n")
+    csv_safe(pd.DataFrame(table)).to_csv(buffer, index=False, lineterminator="\n")
     text = buffer.getvalue()
     if board.reference_alone is not None:
         # a second CSV section, after a comment line: no reference task matched the user's columns
@@ -151,5 +149,5 @@ def leaderboard_csv(board: Leaderboard) -> str:
 def _reference_csv(frame: Any) -> str:
     """The reference numbers in long form (one row per paper table cell), each row labelled."""
     buffer = io.StringIO()
-    frame.drop(columns=["row_label"]).to_csv(buffer, index=False, lineterminator="\n")
+    csv_safe(frame.drop(columns=["row_label"])).to_csv(buffer, index=False, lineterminator="\n")
     return buffer.getvalue()

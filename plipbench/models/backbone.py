@@ -171,9 +171,9 @@ class Backbone:
             shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
             raise ConfigError(f"encode_image expects a (B, 3, H, W) tensor, got {shape}")
         self.module.eval()
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), self._autocast(), self._refuse_exit("image"):
             out = self._encode_image(images.to(self.device, dtype=torch.float32))
-        return out.float()
+        return self._checked(out, len(images), "image").float()
 
     def encode_text(self, texts: Sequence[str], *, task: str | None = None) -> torch.Tensor:
         """A list of captions -> ``(B, D)`` float32 embeddings; raises for image-only backbones."""
@@ -184,9 +184,34 @@ class Backbone:
         if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
             raise ConfigError("encode_text expects a list of strings")
         self.module.eval()
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), self._autocast(), self._refuse_exit("text"):
             out = self._encode_text(list(texts))
-        return out.float()
+        return self._checked(out, len(texts), "text").float()
+
+    @contextlib.contextmanager
+    def _refuse_exit(self, what: str) -> Iterator[None]:
+        """A ``sys.exit()`` inside a user's encoder must not end the run with status 0 (a false pass)."""
+        try:
+            yield
+        except SystemExit as err:
+            raise PlipbenchError(f"backbone {self.name}: the {what} encoder called sys.exit({err.code!r})") from None
+
+    def _checked(self, out: Any, batch: int, what: str) -> torch.Tensor:
+        """Every batch's output must be ``(batch, embedding_dim)``: an embedding of another size than the
+        metadata declares would be cached, scored and saved under the wrong contract."""
+        import torch
+
+        if not isinstance(out, torch.Tensor):
+            raise PlipbenchError(f"backbone {self.name}: the {what} encoder returned {type(out).__name__}, "
+                                 "expected a tensor")
+        expected = (batch, self.metadata.embedding_dim)
+        if tuple(out.shape) != expected:
+            dim = f"{out.shape[1]}-d embeddings" if out.ndim == 2 else f"shape {tuple(out.shape)}"
+            raise PlipbenchError(
+                f"backbone {self.name}: the {what} encoder returned {dim} for a batch of {batch}, but the "
+                f"metadata declares embedding_dim {self.metadata.embedding_dim}: expected {expected}"
+            )
+        return out
 
     def encode_images(self, images: Iterable[Any], batch_size: int = 64) -> torch.Tensor:
         """Encode raw images (PIL / uint8 arrays) or preprocessed ``(3, H, W)`` float tensors in batches."""

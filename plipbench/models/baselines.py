@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from plipbench.errors import ConfigError, PlipbenchError, validate_model
+from plipbench.errors import ConfigError, PlipbenchError, validate_model, yaml_error_line
 from plipbench.models.metadata import Modality
 from plipbench.models.weights import expand_path
 
@@ -107,7 +107,7 @@ def load_baseline(spec: str | Path) -> BaselineSpec:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML: {err}") from None
+        raise ConfigError(f"{path}: invalid YAML: {yaml_error_line(err)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return validate_model(BaselineSpec, data, str(path))
@@ -139,7 +139,7 @@ def weights_hint(spec: BaselineSpec) -> str:
 
 def create_from_baseline(spec: str, *, device: str = "cpu", **overrides: Any) -> Any:
     """Build the backbone a baseline describes; metadata (name, license, training data) comes from the YAML."""
-    from plipbench.models.registry import FAMILIES, as_backbone
+    from plipbench.models.registry import FAMILIES, as_backbone, call_factory, is_user_family
 
     baseline = load_baseline(spec)
     kwargs = {**baseline.args, **overrides}
@@ -155,7 +155,9 @@ def create_from_baseline(spec: str, *, device: str = "cpu", **overrides: Any) ->
         raise ConfigError(f"baseline {baseline.name}: unknown family {baseline.family!r}")
     factory = FAMILIES.get(baseline.family)
     try:
-        backbone = as_backbone(factory(baseline.model, device=device, **kwargs), source=spec, device=device)
+        built = call_factory(spec, lambda: factory(baseline.model, device=device, **kwargs),
+                             user_code=is_user_family(baseline.family))
+        backbone = as_backbone(built, source=spec, device=device)
     except PlipbenchError as err:
         if (
             baseline.weights is not None

@@ -39,6 +39,19 @@ def _run(name: str, fn: Callable[[], str]) -> CheckResult:
         return CheckResult(name, False, f"{type(err).__name__}: {err}")
 
 
+def verify_embedding_size(backbone: Any) -> None:
+    """Encode one blank image (and one caption, for a text model) and raise :class:`PlipbenchError` unless
+    the output is ``(1, metadata.embedding_dim)``. ``eval`` calls it before any task: a protocol that trains
+    through the differentiable forward would otherwise meet a wrong size only as a shape error deep in
+    its head, and the feature store on the first batch of its first task."""
+    import torch
+
+    height, width = backbone.image_transform.size
+    backbone.encode_image(torch.zeros(1, 3, height, width))  # Backbone checks (batch, embedding_dim)
+    if backbone.has_text:
+        backbone.encode_text([CAPTIONS[0]])
+
+
 def check_backbone(
     backbone: Any, *, seed: int = 0, num_images: int = 4, batch_tol: float | None = None
 ) -> list[CheckResult]:

@@ -20,7 +20,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from plipbench.errors import ConfigError, PlipbenchError
+from plipbench.errors import ConfigError, PlipbenchError, validation_summary
 
 T = TypeVar("T")
 ENTRY_POINT_GROUP = "plipbench.backbones"
@@ -169,13 +169,39 @@ def as_backbone(obj: Any, *, source: str, device: str = "cpu") -> Any:
                 transform = ImageTransform.model_validate(transform)
         except ValidationError as err:
             raise ConfigError(
-                f"{source}: invalid metadata or image transform returned by the factory: {err}"
+                f"{source}: invalid metadata or image transform returned by the factory: {validation_summary(err)}"
             ) from None
         return ModuleBackbone(module, meta, transform, device=device)
     raise ConfigError(
         f"{source}: the factory returned {type(obj).__name__}; expected a Backbone or a tuple "
         "(nn.Module, metadata[, image_transform])"
     )
+
+
+def is_user_family(family: str) -> bool:
+    """True for the families that run a user's code: ``python:`` and those added by entry points."""
+    FAMILIES._discover()
+    return family == "python" or family in FAMILIES._from_entry_points
+
+
+def call_factory(source: str, build: Callable[[], Any], *, user_code: bool = True) -> Any:
+    """``build()``, the construction of a backbone by ``source``'s factory. A user's factory is foreign
+    code: an exception it raises becomes one :class:`PlipbenchError` naming the factory, and a
+    ``sys.exit()`` in it (which would end ``eval`` or ``models check`` with status 0 and no output, a
+    false pass in CI) is refused the same way, for every family. PlipbenchErrors pass through as they are."""
+    try:
+        return build()
+    except PlipbenchError:
+        raise
+    except SystemExit as err:
+        raise PlipbenchError(
+            f"backbone factory {source} called sys.exit({err.code!r}) instead of returning a backbone"
+        ) from None
+    except Exception as err:
+        if not user_code:
+            raise
+        first = (str(err).strip().splitlines() or [""])[0][:300]
+        raise PlipbenchError(f"backbone factory {source} failed: {type(err).__name__}: {first}") from err
 
 
 def _is_file_factory(spec: str) -> bool:
@@ -207,7 +233,8 @@ def create_backbone(spec: str, *, device: str = "cpu", **overrides: Any) -> Any:
     elif _is_file_factory(spec):
         from plipbench.models.adapters.user import build_from_file
 
-        backbone = as_backbone(build_from_file(spec, device=device, **overrides), source=spec, device=device)
+        built = call_factory(spec, lambda: build_from_file(spec, device=device, **overrides))
+        backbone = as_backbone(built, source=spec, device=device)
     else:
         family, sep, target = spec.partition(":")
         if family not in FAMILIES:
@@ -216,9 +243,9 @@ def create_backbone(spec: str, *, device: str = "cpu", **overrides: Any) -> Any:
                 f"not a family:name spec (families: {', '.join(list_families())}) and not a file.py:function"
             )
         factory = FAMILIES.get(family)
-        backbone = as_backbone(
-            factory(target if sep else None, device=device, **overrides), source=spec, device=device
-        )
+        built = call_factory(spec, lambda: factory(target if sep else None, device=device, **overrides),
+                             user_code=is_user_family(family))
+        backbone = as_backbone(built, source=spec, device=device)
     if precision is not None:
         backbone.set_precision(precision)
     return backbone

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from plipbench.errors import ConfigError, validate_model
+from plipbench.errors import ConfigError, validate_model, yaml_error_line
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "pretrain"
 
@@ -168,7 +168,7 @@ def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError as err:
-            raise ConfigError(f"override {item!r}: value is not valid YAML ({err})") from err
+            raise ConfigError(f"override {item!r}: value is not valid YAML ({yaml_error_line(err)})") from err
         parsed.append((key.strip(), value))
     return parsed
 
@@ -186,7 +186,7 @@ def load_config(name_or_path: str | Path, overrides: list[str] | None = None) ->
     try:
         tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+        raise ConfigError(f"{path}: not valid YAML ({yaml_error_line(err)})") from err
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(tree).__name__}")
     tree.setdefault("name", path.stem)

@@ -33,7 +33,7 @@ from plipbench.distributed import DistributedContext, init_distributed
 from plipbench.distributed import all_gather as _all_gather
 from plipbench.distributed import barrier as _barrier
 from plipbench.errors import ConfigError, PlipbenchError
-from plipbench.io import atomic_write, atomic_write_json, atomic_write_text
+from plipbench.io import atomic_torch_save, atomic_write_json, atomic_write_text, sweep_temp_files
 from plipbench.pretrain.config import PretrainConfig, config_differences
 
 CHECKPOINT_DIR = "checkpoints"
@@ -71,6 +71,17 @@ def _prepare_run_dir(config: PretrainConfig, out: Path, resume: bool, ctx: Distr
     if ctx.is_main and not stored_path.is_file():
         atomic_write_json(stored_path, {"config_hash": config.config_hash(), "config": config.model_dump(mode="json")})
     return existing[-1] if (resume and existing) else None
+
+
+def _sweep_interrupted_writes(out: Path) -> None:
+    """Remove the hidden temporary files a killed run left behind (a SIGKILL during a checkpoint write
+    leaves a ``.step-XXXXXXXX.pt.<random>.tmp`` as large as a checkpoint). The run folder belongs to
+    this run, so every such file is stale."""
+    import sys
+
+    removed = sweep_temp_files(out / CHECKPOINT_DIR) + sweep_temp_files(out)
+    if removed:
+        print(f"note: removed {len(removed)} temporary file(s) left by an interrupted run in {out}", file=sys.stderr)
 
 
 def _load_checkpoint(path: Path, previous: Path | None) -> dict[str, Any]:
@@ -200,6 +211,8 @@ def pretrain(
         out.mkdir(parents=True, exist_ok=True)
     _barrier(ctx)
     resume_from = _prepare_run_dir(config, out, resume, ctx)
+    if ctx.is_main:
+        _sweep_interrupted_writes(out)
     started = time.perf_counter()
 
     dataset, root = resolve_corpus(config, ctx)
@@ -291,7 +304,7 @@ def pretrain(
             "rng_torch": rng, "elapsed": elapsed_before + time.perf_counter() - started,
         }  # fmt: skip
         path = out / CHECKPOINT_DIR / f"step-{step:08d}.pt"
-        atomic_write(path, lambda fh: torch.save(state, fh))
+        atomic_torch_save(state, path)
         for old in _checkpoints(out)[: -config.train.keep_checkpoints]:
             old.unlink(missing_ok=True)
 

@@ -74,3 +74,65 @@ def test_expand_path_defaults_and_missing_data_message(monkeypatch, tmp_path) ->
     spec = TaskRegistry().get("cuhk-pedes")
     with pytest.raises(DataError, match=f"{tmp_path}/CUHK-PEDES.*not found.*reid_raw.json|{tmp_path}/CUHK-PEDES.*not found"):
         resolve_dataset(spec.dataset)
+
+
+# -- task-spec problems surface when the registry loads (D21) --------------------------------------
+@pytest.mark.parametrize(("change", "message"), [
+    ({"metric_options": {"kss": [1, 5]}}, r"unknown metric option 'kss' for a text-reid task; known: ks"),
+    ({"main_score": "mA"}, r"main_score 'mA' is not a score of a text-reid task .*R@1"),
+    ({"metric_options": {"ks": [1, 5]}, "main_score": "R@10"}, r"main_score 'R@10' is not a score"),
+    ({"kind": "image-reid", "family": "image-reid", "metric_options": {"max_rank": 5}, "main_score": "R@10"},
+     r"main_score 'R@10' is not a score of a image-reid task"),
+    ({"kind": "attributes", "family": "attributes", "main_score": "R@1", "protocols": ["linear-probe"]},
+     r"one of: Acc, F1, Prec, Rec, mA"),
+    ({"kind": "attributes", "family": "attributes", "main_score": "mA", "protocols": ["linear-probe"],
+      "metric_options": {"treshold": 0.5}}, r"unknown metric option 'treshold' for a attributes task"),
+], ids=["unknown-text-option", "score-of-other-kind", "rank-not-in-ks", "rank-above-max-rank",
+        "attribute-score", "unknown-attribute-option"])
+def test_metric_options_and_main_score_are_checked_at_load(tmp_path, change, message) -> None:
+    _write(tmp_path / "t.yaml", BASE | change)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_task_file(tmp_path / "t.yaml")
+    assert str(info.value).startswith(f"{tmp_path / 't.yaml'}: ") and "\n" not in str(info.value)
+    assert "got {" not in str(info.value)  # a whole-file check does not repeat the whole file
+
+
+def test_valid_metric_options_and_scores_load(tmp_path) -> None:
+    _write(tmp_path / "t.yaml", BASE | {"metric_options": {"ks": [1, 20]}, "main_score": "i2t_R@20"})
+    assert load_task_file(tmp_path / "t.yaml").main_score == "i2t_R@20"
+
+
+def test_the_schema_knows_the_metric_options_the_protocols_accept() -> None:
+    from plipbench.evaluation.protocols.attributes import ATTRIBUTE_METRIC_DEFAULTS
+    from plipbench.evaluation.protocols.image_reid import IMAGE_METRIC_DEFAULTS
+    from plipbench.evaluation.protocols.text_reid import TEXT_METRIC_DEFAULTS
+    from plipbench.evaluation.tasks import _METRIC_OPTIONS
+
+    protocols = {"text-reid": set(TEXT_METRIC_DEFAULTS), "image-reid": set(IMAGE_METRIC_DEFAULTS),
+                 "attributes": set(ATTRIBUTE_METRIC_DEFAULTS)}
+    assert protocols == _METRIC_OPTIONS
+
+
+def test_tasks_list_refuses_a_bad_task_file_in_one_line(tmp_path, monkeypatch, capsys) -> None:
+    from plipbench.cli import main
+
+    _write(tmp_path / "tasks" / "bad.yaml", BASE | {"metric_options": {"kss": [1]}})
+    monkeypatch.setenv("PLIPBENCH_TASKS", str(tmp_path / "tasks"))
+    for command in (["tasks", "list"], ["tasks", "show", "t"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {tmp_path / 'tasks' / 'bad.yaml'}: ") and err.count("\n") == 1
+        assert "unknown metric option 'kss'" in err
+
+
+def test_yaml_and_schema_errors_are_one_line(tmp_path) -> None:
+    (tmp_path / "y.yaml").write_text("name: t\nprotocols: [zero-shot\nkind: text-reid\n")
+    with pytest.raises(DataError) as info:
+        load_task_file(tmp_path / "y.yaml")
+    assert "\n" not in str(info.value) and "line 3, column 5" in str(info.value)
+    _write(tmp_path / "z.yaml", BASE | {"kind": "text", "splits": {"train": 3, "extra": 1}})
+    with pytest.raises(ConfigError) as info:
+        load_task_file(tmp_path / "z.yaml")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.count("; ") >= 2 and "unknown key 'splits.extra'" in message and "kind: " in message

@@ -177,3 +177,141 @@ def test_baseline_from_yaml_file_with_weights(tmp_path: Path, monkeypatch: pytes
     yaml_path.write_text(yaml_path.read_text() + f'  sha256: "{"ab" * 32}"\n')
     with pytest.raises(PlipbenchError, match="does not match the expected"):
         create_backbone(str(yaml_path))
+
+
+# -- user factories are foreign code (D18) ----------------------------------------------------------
+def _factory_file(tmp_path: Path, body: str, name: str = "factory.py") -> Path:
+    path = tmp_path / name
+    path.write_text(USER_FACTORY + textwrap.dedent(body))
+    return path
+
+
+def test_a_factory_that_raises_is_one_error_naming_it(tmp_path: Path, capsys) -> None:
+    from plipbench.cli import main
+
+    path = _factory_file(tmp_path, """
+        def broken(device="cpu"):
+            raise ValueError("weights file missing\\nsecond line")
+    """)
+    with pytest.raises(PlipbenchError, match=rf"backbone factory {path}:broken failed: ValueError: weights file missing$"):
+        create_backbone(f"{path}:broken")
+    assert main(["eval", "--task", "synth-market1501", "--model", f"{path}:broken", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: backbone factory {path}:broken failed: ValueError") and err.count("\n") == 1
+
+
+def test_a_factory_that_calls_sys_exit_is_refused_not_a_pass(tmp_path: Path, capsys) -> None:
+    from plipbench.cli import main
+
+    path = _factory_file(tmp_path, """
+        import sys
+
+        def quits(device="cpu"):
+            sys.exit(0)
+    """)
+    with pytest.raises(PlipbenchError, match=r"called sys.exit\(0\) instead of returning a backbone"):
+        create_backbone(f"{path}:quits")
+    assert main(["models", "check", f"{path}:quits"]) == 2
+    assert "called sys.exit(0)" in capsys.readouterr().err
+    assert main(["eval", "--task", "synth-market1501", "--model", f"{path}:quits", "--out", str(tmp_path / "o")]) == 2
+    assert "called sys.exit(0)" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_sys_exit_at_import_of_a_factory_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "exits_on_import.py"
+    path.write_text("import sys\nsys.exit(0)\ndef build(device='cpu'):\n    return None\n")
+    with pytest.raises(PlipbenchError, match="called sys.exit"):
+        create_backbone(f"{path}:build")
+
+
+def test_python_module_factory_that_raises_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "raising_mod_factory.py").write_text("def build(device='cpu'):\n    raise KeyError('x')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PlipbenchError, match="backbone factory python:raising_mod_factory:build failed: KeyError"):
+        create_backbone("python:raising_mod_factory:build")
+
+
+def test_an_encoder_that_calls_sys_exit_is_refused(tmp_path: Path) -> None:
+    import torch
+
+    path = _factory_file(tmp_path, "")
+    path.write_text(path.read_text().replace("return self.conv(x).mean(dim=(2, 3))", "raise SystemExit(0)"))
+    backbone = create_backbone(f"{path}:build")
+    with pytest.raises(PlipbenchError, match=r"the image encoder called sys.exit\(0\)"):
+        backbone.encode_image(torch.zeros(1, 3, 32, 16))
+
+
+WRONG_DIM = USER_FACTORY.replace('"embedding_dim": 6', '"embedding_dim": 3')
+
+
+def test_output_dim_other_than_declared_is_refused_on_the_first_batch(tmp_path: Path, cli) -> None:
+    import torch
+
+    path = tmp_path / "wrong_dim.py"
+    path.write_text(WRONG_DIM)
+    backbone = create_backbone(f"{path}:build")
+    with pytest.raises(PlipbenchError, match="returned 6-d embeddings .* declares embedding_dim 3"):
+        backbone.encode_image(torch.zeros(2, 3, 32, 16))
+    result = cli("models", "check", f"{path}:build")
+    assert result.exit_code == 2 and "declares embedding_dim 3" in result.output
+
+
+def test_eval_saves_no_result_for_a_wrong_dim_backbone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evaluation"))
+    try:
+        from runner_fixtures import write_tiny_tasks
+    finally:
+        sys.path.pop(0)
+    from plipbench.evaluation.runner import evaluate
+    from plipbench.evaluation.tasks import TaskRegistry
+
+    monkeypatch.setenv("PLIPBENCH_CACHE", str(tmp_path / "cache"))
+    registry = TaskRegistry(write_tiny_tasks(tmp_path / "tasks", real_root=tmp_path / "absent"))
+    path = tmp_path / "wrong_dim.py"
+    path.write_text(WRONG_DIM)
+    with pytest.raises(PlipbenchError, match="declares embedding_dim 3"):
+        evaluate(f"{path}:build", "tiny-image", out=tmp_path / "out", registry=registry, progress=False)
+    assert not list((tmp_path / "out").glob("*.json"))  # nothing saved under the wrong contract
+
+
+def test_baseline_yaml_error_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nfamily: [random\nmodel: plip-mini\n")
+    with pytest.raises(ConfigError) as info:
+        load_baseline(bad)
+    assert "\n" not in str(info.value) and "invalid YAML: line 3" in str(info.value)
+
+
+def test_plip_official_tokenizer_hint_is_what_eval_accepts(tmp_path: Path) -> None:
+    import re
+
+    from typer.testing import CliRunner
+
+    from plipbench.cli import app
+    from plipbench.models.baselines import find_baseline
+
+    text = find_baseline("plip-rn50-official").read_text()
+    eval_help = CliRunner().invoke(app, ["eval", "--help"], terminal_width=200).output
+    assert "--arg" not in eval_help
+    for sentence in re.split(r"[;:(]", " ".join(line.lstrip("# ") for line in text.splitlines() if "#" in line)):
+        if "--arg" in sentence and "has no --arg" not in sentence:  # offered only for models check, which has it
+            assert "models check" in sentence, sentence
+    assert "args: {tokenizer: /path/to/bert-base-uncased}" in text
+    # following the hint: the args mapping the comment shows is what the schema reads
+    copy = tmp_path / "my-plip.yaml"
+    copy.write_text(text.replace("args: {}", "args: {tokenizer: /path/to/bert-base-uncased}"))
+    assert load_baseline(copy).args == {"tokenizer": "/path/to/bert-base-uncased"}
+
+
+def test_eval_refuses_a_wrong_dim_backbone_before_any_task(tmp_path: Path, capsys) -> None:
+    from plipbench.cli import main
+
+    path = tmp_path / "wrong_dim.py"
+    path.write_text(WRONG_DIM)
+    out = tmp_path / "out"
+    # checked once before any task (a fine-tune head would meet the wrong size only as a shape error)
+    assert main(["eval", "--task", "synth-market1501", "--model", f"{path}:build", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "declares embedding_dim 3" in err and err.count("\n") == 1
+    assert not out.exists()

@@ -202,3 +202,40 @@ def test_timm_image_encoder_trains_and_round_trips(tiny_corpus, tmp_path) -> Non
     torch.save(state, weights)
     with pytest.raises(PlipbenchError, match="layer1.0.conv1"):
         TimmImageEncoder("resnet10t", output_dim=16, weights=str(weights))
+
+
+def test_resume_sweeps_temp_files_a_killed_checkpoint_write_left(tiny_corpus, tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    config = validate_config(tiny_config_tree(tiny_corpus))
+    pretrain(config, run, max_steps=2, progress=False)
+    stale = run / "checkpoints" / ".step-00000004.pt.k2j3x9.tmp"  # what a SIGKILL in atomic_write leaves
+    stale.write_bytes(b"\0" * 4096)
+    stale_model = run / ".model.abc123.tmp"
+    stale_model.mkdir()
+    pretrain(config, run, resume=True, max_steps=4, progress=False)
+    assert not stale.exists() and not stale_model.exists()
+    assert "removed 2 temporary file(s) left by an interrupted run" in capsys.readouterr().err
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000002.pt", "step-00000004.pt"]
+
+
+def test_full_disk_during_a_checkpoint_is_one_line_and_leaves_no_file(tiny_corpus, tmp_path, monkeypatch) -> None:
+    import errno
+
+    import torch
+
+    from plipbench.errors import OutputError
+
+    def full_disk_save(obj, fh, *args, **kwargs) -> None:
+        fh.write(b"PK\x03\x04 half a zip")
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:  # torch reports the failed write like this, with the OSError as context
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598") from None
+
+    monkeypatch.setattr(torch, "save", full_disk_save)
+    run = tmp_path / "run"
+    with pytest.raises(OutputError) as info:
+        pretrain(validate_config(tiny_config_tree(tiny_corpus)), run, max_steps=2, progress=False)
+    message = str(info.value)
+    assert message == f"cannot write checkpoint {run / 'checkpoints' / 'step-00000002.pt'}: no space left on device (disk full)"
+    assert list((run / "checkpoints").iterdir()) == []

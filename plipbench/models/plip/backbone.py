@@ -65,8 +65,9 @@ class PlipBackbone(Backbone):
     def _no_text_message(self, task: str | None) -> str:
         needs = f"task {task} needs it" if task else "encode_text needs it"
         return (
-            f"backbone {self.metadata.name} was loaded without a tokenizer; {needs}: pass tokenizer=DIR "
-            "(a local BERT tokenizer directory, e.g. a saved bert-base-uncased)"
+            f"backbone {self.metadata.name} was loaded without a tokenizer; {needs}: give tokenizer=DIR (a local "
+            "BERT tokenizer directory, e.g. a saved bert-base-uncased) in the baseline YAML's args, or "
+            "--arg tokenizer=DIR to models check"
         )
 
     def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from plipbench.errors import ConfigError, PlipbenchError
+from plipbench.errors import ConfigError, PlipbenchError, validation_summary
+from plipbench.io import file_mode, make_temp_dir
 from plipbench.models.plip.model import PlipConfig, PlipModel
 from plipbench.models.weights import file_sha256, load_safetensors, load_state_dict_strict
 
@@ -59,10 +59,11 @@ def save_plip_checkpoint(
     config.text.pretrained = None
     config.text.bert = {k: bert_config[k] for k in _BERT_KEYS if k in bert_config}
     directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    tmp = make_temp_dir(f".{directory.name}.", directory.parent)
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_FILE))
+        os.chmod(tmp / WEIGHTS_FILE, file_mode())  # safetensors writes 0600 whatever the umask
         (tmp / CONFIG_FILE).write_text(json.dumps(config.model_dump(mode="json"), indent=2) + "\n")
         if extra is not None:
             (tmp / "training.json").write_text(json.dumps(extra, indent=2, default=str) + "\n")
@@ -96,7 +97,7 @@ def load_plip_checkpoint(directory: str | Path) -> tuple[PlipModel, Path | None,
     try:
         config = PlipConfig.model_validate_json((directory / CONFIG_FILE).read_text())
     except ValidationError as err:
-        raise ConfigError(f"{directory / CONFIG_FILE}: invalid PLIP config: {err}") from None
+        raise ConfigError(f"{directory / CONFIG_FILE}: invalid PLIP config: {validation_summary(err)}") from None
     model = PlipModel(config)
     state = load_safetensors(directory / WEIGHTS_FILE)
     load_state_dict_strict(model, state, source=str(directory / WEIGHTS_FILE))

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from plipbench.errors import PlipbenchError
+from plipbench.io import make_temp_dir
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
@@ -128,7 +128,7 @@ def save_tokenizer_dir(
     if directory.exists():
         raise PlipbenchError(f"tokenizer directory {directory} already exists")
     directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    tmp = make_temp_dir(f".{directory.name}.", directory.parent)
     try:
         vocab = tok.get_vocab()
         (tmp / "vocab.txt").write_text(
