@@ -23,6 +23,10 @@ class DataError(PlipbenchError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
 
+    def __reduce__(self) -> tuple:
+        # picklable with both arguments, so an error raised in a DataLoader worker reaches the parent as itself
+        return type(self), (self.path, self.problem)
+
 
 class ConfigError(PlipbenchError):
     """A configuration, spec or command-line value is invalid."""

@@ -195,3 +195,13 @@ def test_sweep_temp_files_removes_only_interrupted_writes(tmp_path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [".step-00000006.pt.abcd.tmp", "notes.tmp",
                                                            "step-00000002.pt"]
     assert sweep_temp_files(tmp_path / "absent") == []
+
+
+def test_data_error_survives_pickling_as_in_a_dataloader_worker() -> None:
+    import pickle
+
+    from plipbench.errors import DataError
+
+    err = pickle.loads(pickle.dumps(DataError("/data/x.jpg", "cannot decode image")))
+    assert isinstance(err, DataError) and str(err) == "/data/x.jpg: cannot decode image"
+    assert err.problem == "cannot decode image"
