@@ -82,7 +82,7 @@ def eval_command(
         table.add_column(column, overflow="fold")
     for row in frame.itertuples():
         score, seconds = _number(row.score), _number(row.seconds)
-        seed = _number(row.seed)
+        seed = _number(getattr(row, "seed", None))
         cells = (row.backbone, row.task, row.protocol, "-" if seed is None else str(int(seed)), row.status, _text(row.main_score),
                  "-" if score is None else f"{100 * score:.1f}", "-" if seconds is None else f"{seconds:.1f}")
         table.add_row(*(Text(str(c)) for c in cells))  # names are text, never rich markup

@@ -27,7 +27,7 @@ KEYS = ["R@1", "R@5", "R@10", "mAP", "mINP"]
 
 @pytest.fixture(scope="module")
 def market(tmp_path_factory):
-    return synthetic_dataset(tmp_path_factory.getbasetemp(), "synth-market", "market1501", 30, 4)
+    return synthetic_dataset(tmp_path_factory.getbasetemp(), "synth-market", "market1501", 48, 4)  # 18 train ids: two P x K batches
 
 
 def _check_per_query(out, n_queries: int) -> None:
