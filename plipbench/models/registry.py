@@ -212,7 +212,7 @@ def create_backbone(spec: str, *, device: str = "cpu", **overrides: Any) -> Any:
         family, sep, target = spec.partition(":")
         if family not in FAMILIES:
             raise ConfigError(
-                f"unknown backbone {spec!r}: not a baseline ({', '.join(baselines.baseline_names()) or 'none found'}), "
+                f"unknown backbone {spec!r}: not a baseline ({baselines.close_names_hint(spec)}), "
                 f"not a family:name spec (families: {', '.join(list_families())}) and not a file.py:function"
             )
         factory = FAMILIES.get(family)
