@@ -128,6 +128,8 @@ FAMILIES.register("open_clip", "plipbench.models.adapters.open_clip_models:build
 FAMILIES.register("timm", "plipbench.models.adapters.timm_models:build_timm")
 FAMILIES.register("torchreid", "plipbench.models.adapters.torchreid_models:build_torchreid")
 FAMILIES.register("python", "plipbench.models.adapters.user:build_from_module")
+FAMILIES.register("lup-resnet", "plipbench.models.zoo.resnet:build_lup_resnet")
+FAMILIES.register("person-vit", "plipbench.models.zoo.vit:build_person_vit")
 
 
 def list_families() -> list[str]:

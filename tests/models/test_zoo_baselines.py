@@ -1,0 +1,52 @@
+"""The zoo's baselines: every YAML builds the declared architecture, and any baseline takes weights=PATH."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from plipbench.errors import PlipbenchError
+from plipbench.models import create_backbone, load_baseline
+
+ZOO = ["lup-moco-resnet50", "lup-moco-resnet101", "lup-moco-resnet152", "lupnl-resnet50", "transreid-ssl-vit-s",
+       "pass-vit-s", "pass-vit-b", "hap-vit-b"]  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ZOO)
+def test_zoo_baseline_builds_what_its_yaml_declares(name: str) -> None:
+    spec = load_baseline(name)
+    assert spec.weights is not None and spec.citation and spec.feature and spec.training_data and spec.parameters
+    backbone = create_backbone(name, pretrained=False)  # parameter count and dim are checked against the YAML
+    assert backbone.metadata.num_parameters == spec.parameters and backbone.embedding_dim == spec.embedding_dim
+    assert backbone.image_transform.size == tuple(spec.args["image_size"])
+    assert tuple(backbone.image_transform.mean) == tuple(spec.args["mean"])
+    assert not backbone.metadata.is_zero_shot_on(list(spec.training_data))
+    assert backbone.metadata.is_zero_shot_on(["Market-1501", "CUHK-PEDES"])
+
+
+def test_gated_baseline_says_why(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PLIPBENCH_WEIGHTS", str(tmp_path))
+    with pytest.raises(PlipbenchError, match="not fetchable: the UniHCP weights are sent only after a signed agreement"):
+        create_backbone("unihcp-vit-b")
+
+
+def test_weights_override_and_models_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli) -> None:
+    import timm
+
+    torch.manual_seed(0)
+    ref = timm.create_model("vit_small_patch16_224", pretrained=False, img_size=(256, 128), num_classes=0)
+    path = tmp_path / "mine.pth"
+    torch.save(ref.state_dict(), path)
+    monkeypatch.setenv("PLIPBENCH_WEIGHTS", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("PLIPBENCH_OFFLINE", "1")  # the override must not try to fetch the baseline's own file
+    backbone = create_backbone("transreid-ssl-vit-s", weights=str(path))
+    assert backbone.metadata.name == "transreid-ssl-vit-s" and backbone.metadata.source == str(path)
+    x = torch.randn(1, 3, 256, 128)
+    with torch.no_grad():
+        assert (backbone.encode_image(x) - ref.forward_features(x)[:, 0]).abs().max().item() < 1e-5
+    result = cli("models", "check", "transreid-ssl-vit-s", "--weights", str(path))
+    assert result.exit_code == 0, result.output
+    assert "all" in result.output and "passed" in result.output
