@@ -130,6 +130,7 @@ FAMILIES.register("torchreid", "plipbench.models.adapters.torchreid_models:build
 FAMILIES.register("python", "plipbench.models.adapters.user:build_from_module")
 FAMILIES.register("lup-resnet", "plipbench.models.zoo.resnet:build_lup_resnet")
 FAMILIES.register("person-vit", "plipbench.models.zoo.vit:build_person_vit")
+FAMILIES.register("solider", "plipbench.models.zoo.swin:build_solider")
 
 
 def list_families() -> list[str]:

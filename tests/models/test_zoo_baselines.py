@@ -11,7 +11,7 @@ from plipbench.errors import PlipbenchError
 from plipbench.models import create_backbone, load_baseline
 
 ZOO = ["lup-moco-resnet50", "lup-moco-resnet101", "lup-moco-resnet152", "lupnl-resnet50", "transreid-ssl-vit-s",
-       "pass-vit-s", "pass-vit-b", "hap-vit-b"]  # fmt: skip
+       "pass-vit-s", "pass-vit-b", "hap-vit-b", "solider-swin-t", "solider-swin-s", "solider-swin-b"]  # fmt: skip
 
 
 @pytest.mark.slow
