@@ -131,6 +131,7 @@ FAMILIES.register("python", "plipbench.models.adapters.user:build_from_module")
 FAMILIES.register("lup-resnet", "plipbench.models.zoo.resnet:build_lup_resnet")
 FAMILIES.register("person-vit", "plipbench.models.zoo.vit:build_person_vit")
 FAMILIES.register("solider", "plipbench.models.zoo.swin:build_solider")
+FAMILIES.register("person-clip", "plipbench.models.zoo.clip:build_person_clip")
 
 
 def list_families() -> list[str]:

@@ -50,3 +50,18 @@ def test_weights_override_and_models_check(tmp_path: Path, monkeypatch: pytest.M
     result = cli("models", "check", "transreid-ssl-vit-s", "--weights", str(path))
     assert result.exit_code == 0, result.output
     assert "all" in result.output and "passed" in result.output
+
+
+CLIP_ZOO = ["irra-cuhk-pedes", "tbps-clip-icfg-pedes", "clip-reid-vit-b16-market1501"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CLIP_ZOO)
+def test_clip_zoo_baseline_builds_and_marks_its_training_benchmark(name: str) -> None:
+    pytest.importorskip("open_clip")
+    spec = load_baseline(name)
+    backbone = create_backbone(name, pretrained=False)
+    assert backbone.metadata.num_parameters == spec.parameters and backbone.embedding_dim == spec.embedding_dim
+    trained_on = spec.training_data[-1]
+    assert not backbone.metadata.is_zero_shot_on([trained_on])  # its zero-shot cells there get the dagger
+    assert backbone.metadata.is_zero_shot_on(["PA-100K"])
