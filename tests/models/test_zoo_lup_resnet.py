@@ -10,6 +10,7 @@ import torch
 
 from plipbench.errors import PlipbenchError
 from plipbench.models import create_backbone
+from plipbench.models.checks import check_backbone
 from tests.models.zoo_fixtures import batch, perturb, save
 
 
@@ -76,3 +77,9 @@ def test_wrong_depth_is_refused_by_shape(reference: torch.nn.Module, tmp_path: P
     path = save(reference.state_dict(), tmp_path / "r50.pth")
     with pytest.raises(PlipbenchError, match="holds resnet50, not resnet101"):
         create_backbone("lup-resnet:resnet101", weights=str(path))
+
+
+def test_passes_models_check(reference: torch.nn.Module, moco_file: Path) -> None:
+    backbone = create_backbone("lup-resnet:resnet50", weights=str(moco_file), image_size=(64, 32))
+    failed = [r for r in check_backbone(backbone) if not r.passed]
+    assert not failed, failed

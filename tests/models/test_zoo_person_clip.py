@@ -13,6 +13,7 @@ import torch
 
 from plipbench.errors import PlipbenchError
 from plipbench.models import create_backbone
+from plipbench.models.checks import check_backbone
 from tests.models.zoo_fixtures import batch, perturb, save
 
 open_clip = pytest.importorskip("open_clip")
@@ -98,3 +99,13 @@ def test_clip_reid_image_feature_and_refusals(tmp_path: Path) -> None:
         create_backbone("person-clip:ViT-S-16", weights=str(sie), layout="clip-reid")
     with pytest.raises(PlipbenchError, match=r"holds a CLIP ViT of width 384, patch 16, 129 positions; this build is .*193 positions"):
         create_backbone("person-clip:ViT-S-16", weights=str(path), layout="clip-reid", image_size=(384, 128))
+
+
+@pytest.mark.slow
+def test_passes_models_check(tmp_path: Path) -> None:
+    ref = _clip((64, 32))
+    obj = {"model": {f"base_model.{k}": v for k, v in ref.state_dict().items()} | _heads()}
+    path = save(obj, tmp_path / "best.pth")
+    backbone = create_backbone("person-clip:ViT-S-16", weights=str(path), layout="irra", image_size=(64, 32))
+    failed = [r for r in check_backbone(backbone) if not r.passed]
+    assert not failed, failed

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from plipbench.errors import PlipbenchError
 from plipbench.models import create_backbone
+from plipbench.models.checks import check_backbone
 from tests.models.zoo_fixtures import batch, dino_args, dino_head, perturb, save
 
 ATOL = 1e-5
@@ -135,3 +136,11 @@ def test_hap_mae_layout_drops_the_decoder_and_resamples_bicubic(reference: torch
     grid = F.interpolate(grid, size=(24, 8), mode="bicubic", align_corners=False)
     assert torch.equal(tall.module.pos_embed.detach()[:, 1:], grid.permute(0, 2, 3, 1).reshape(1, 192, 384))
     assert torch.equal(tall.module.pos_embed.detach()[:, :1], reference.pos_embed.detach()[:, :1])
+
+
+def test_passes_models_check(reference: torch.nn.Module, tmp_path: Path) -> None:
+    path = save(_raw_dino(reference.state_dict()), tmp_path / "vit_small_cfs_lup.pth")
+    backbone = create_backbone("person-vit:vit-small", weights=str(path), image_size=(64, 32))
+    assert "16x8 -> 4x2 (bilinear" in backbone.metadata.description
+    failed = [r for r in check_backbone(backbone) if not r.passed]
+    assert not failed, failed

@@ -12,6 +12,7 @@ from transformers import SwinConfig, SwinModel
 
 from plipbench.errors import PlipbenchError
 from plipbench.models import create_backbone
+from plipbench.models.checks import check_backbone
 from tests.models.zoo_fixtures import batch, dino_args, dino_head, perturb, save
 
 ATOL = 1e-5
@@ -168,3 +169,10 @@ def test_renamed_or_missing_key_lists_every_key(tiny, tmp_path: Path) -> None:
         create_backbone("solider:swin-tiny", weights=str(save(state, tmp_path / "bad.pth")))
     assert "2 missing key(s): norm1.bias, stages.1.blocks.0.attn.w_msa.qkv.weight" in str(info.value)
     assert "1 unexpected key(s): stages.1.blocks.0.attn.w_msa.qkv_.weight" in str(info.value)
+
+
+def test_passes_models_check(tiny) -> None:
+    _, _, path = tiny
+    backbone = create_backbone("solider:swin-tiny", weights=str(path), image_size=(64, 32))
+    failed = [r for r in check_backbone(backbone) if not r.passed]
+    assert not failed, failed
