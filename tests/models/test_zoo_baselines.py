@@ -65,3 +65,18 @@ def test_clip_zoo_baseline_builds_and_marks_its_training_benchmark(name: str) ->
     trained_on = spec.training_data[-1]
     assert not backbone.metadata.is_zero_shot_on([trained_on])  # its zero-shot cells there get the dagger
     assert backbone.metadata.is_zero_shot_on(["PA-100K"])
+
+
+def test_models_show_and_list_describe_the_zoo(cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PLIPBENCH_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "250")
+    shown = cli("models", "show", "solider-swin-b")
+    assert shown.exit_code == 0, shown.output
+    for text in ("gdrive: https://drive.google.com/uc?id=1uh7tO34tMf73MJfFqyFEGx42UBktTbZU", "not pinned",
+                 "Beyond Appearance", "mean over tokens of norm3", "86.8M", "fetchable"):  # fmt: skip
+        assert text in shown.output, text
+    listing = cli("models", "list")
+    assert listing.exit_code == 0
+    rows = {line.split("│")[1].strip(): line for line in listing.output.splitlines() if line.startswith("│")}
+    assert "gated" in rows["unihcp-vit-b"] and "fetchable" in rows["pass-vit-b"] and "missing" in rows["irra-cuhk-pedes"]
+    assert "LUPerson" in rows["hap-vit-b"] and "85.7M" in rows["hap-vit-b"] and "Apache-2.0" in rows["solider-swin-t"]
