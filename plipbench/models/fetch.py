@@ -158,7 +158,13 @@ def _http_download(url: str, part: Path, *, headers: dict[str, str], update: Cal
 def _gdrive_download(file_id: str, part: Path, *, update: Callable[[int, int | None], None]) -> None:
     import gdown
 
-    result = gdown.download(id=file_id, output=str(part), quiet=True, resume=True, progress=update)
+    try:  # gdown keeps its own resumable ``<part>XXXXXXXX.part`` beside ours and renames it to ``part``
+        result = gdown.download(id=file_id, output=str(part), quiet=True, resume=True, progress=update)
+    except OSError:
+        raise
+    except Exception as err:  # gdown's FileURLRetrievalError / DownloadError: quota, permissions, removed file
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise PlipbenchError(f"Google Drive refused the download of file id {file_id}: {first}") from None
     if result is None or not part.is_file():
         raise PlipbenchError(f"Google Drive refused the download of file id {file_id} (quota or permissions)")
 

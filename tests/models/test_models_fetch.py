@@ -136,7 +136,7 @@ def test_no_network_gives_the_same_one_line(tmp_path: Path, online) -> None:
 def test_interrupted_transfer_resumes(tmp_path: Path, server: FileServer, online) -> None:
     body = os.urandom(3 << 20)
     server.files["/big.bin"] = body
-    server.throttle = 0.05  # about 2.4 s for the whole file: the child is killed well before the end
+    server.throttle = 0.1  # about 5 s for the whole file: the child is killed well before the end
     yaml_path = _baseline(tmp_path, server.base_url + "/big.bin", hashlib.sha256(body).hexdigest())
     target = tmp_path / "weights" / "tiny-fetch.pth"
     part = target.with_name(target.name + ".part")
@@ -195,3 +195,30 @@ def test_unknown_baseline_lists_close_names() -> None:
 
     with pytest.raises(ConfigError, match="did you mean: .*timm-resnet50"):
         create_backbone("timm-resnet5")
+
+
+def test_gdrive_source_goes_through_gdown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, online) -> None:
+    import gdown
+
+    from plipbench.models.fetch import fetch_file
+
+    calls = []
+
+    def fake_download(*, id, output, quiet, resume, progress):  # noqa: A002 - gdown's keyword
+        calls.append((id, output, resume))
+        Path(output).write_bytes(b"drive bytes")
+        progress(11, 11)
+        return output
+
+    monkeypatch.setattr(gdown, "download", fake_download)
+    target = tmp_path / "w" / "model.pth"
+    source = FetchSource(kind="gdrive", id="abc123")
+    fetch_file("drive", source, target, sha256=hashlib.sha256(b"drive bytes").hexdigest(), quiet=True)
+    assert target.read_bytes() == b"drive bytes" and calls == [("abc123", str(target) + ".part", True)]
+
+    def refused(**kwargs):
+        raise gdown.exceptions.FileURLRetrievalError("Too many users have viewed or downloaded this file recently")
+
+    monkeypatch.setattr(gdown, "download", refused)
+    with pytest.raises(PlipbenchError, match="Google Drive refused the download of file id zzz: Too many users"):
+        fetch_file("drive", FetchSource(kind="gdrive", id="zzz"), tmp_path / "w" / "other.pth", quiet=True)
