@@ -31,33 +31,88 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
 def list_command() -> None:
     """List the named baselines (baselines/*.yaml) and the backbone families.
 
+    For each baseline: family, parameters, modalities, training data, licence, and whether its
+    weights are present, fetchable (``plipbench models fetch NAME``), gated or to be placed by hand.
+
     Example: plipbench models list
     """
     from rich.table import Table
 
-    from plipbench.leaderboard.render_terminal import add_name_column, table_console
+    from plipbench.leaderboard.render_terminal import table_console
     from plipbench.models.baselines import list_baselines
+    from plipbench.models.fetch import fetch_status
     from plipbench.models.registry import list_families
 
-    baselines = list_baselines()
+    marks = {
+        "none": "n/a (random)", "present": "[green]present[/green]", "fetchable": "[yellow]fetchable[/yellow]",
+        "gated": "[red]gated[/red]", "manual": "[red]missing[/red]",
+    }  # fmt: skip
     table = Table(title="Baselines")
-    # the names are what users type: never cut them; in a narrow terminal the other columns fold
-    add_name_column(table, "name", [spec.name if spec is not None else path.stem for spec, path, _ in baselines])
-    add_name_column(table, "family", [spec.family for spec, _, _ in baselines if spec is not None])
-    for column in ("modalities", "dim", "weights present?"):
+    entries = list_baselines()
+    table.add_column("name", no_wrap=True, min_width=max([len(p.stem) for _, p, _ in entries] + [4]))
+    table.add_column("family", overflow="fold", min_width=6)
+    for column in ("params", "mod", "dim"):
+        table.add_column(column, no_wrap=True)
+    for column in ("training data", "licence", "weights"):
         table.add_column(column, overflow="fold")
-    for spec, path, error in baselines:
+    for spec, path, error in entries:
         if spec is None:
-            table.add_row(path.stem, "[red]invalid[/red]", "", "", error or "")
+            table.add_row(path.stem, "[red]invalid[/red]", "", "", "", "", "", error or "")
             continue
-        present = spec.weights_present()
-        mark = (
-            "n/a (random init)" if present is None else ("[green]yes[/green]" if present else "[red]no[/red]")
-        )
-        table.add_row(spec.name, spec.family, ", ".join(spec.modalities), str(spec.embedding_dim), mark)
+        table.add_row(
+            spec.name, spec.family, _parameters(spec.parameters), "+".join(m[0].upper() for m in spec.modalities),
+            str(spec.embedding_dim), ", ".join(spec.training_data) or "-", _short_licence(spec.license),
+            marks[fetch_status(spec)],
+        )  # fmt: skip
     console = table_console()
     console.print(table)
+    console.print("mod: I image, T text. weights: present here, fetchable with `plipbench models fetch NAME`, "
+                  "gated (by agreement), missing (put the file by hand: `plipbench models show NAME`)")  # fmt: skip
     console.print("families (use as FAMILY:NAME): " + ", ".join(list_families()))
+
+
+def _short_licence(text: str) -> str:
+    """The licence name without its qualifications (``models show`` prints them in full)."""
+    return text.split(";")[0].split(" (")[0].strip()
+
+
+def _parameters(count: int | None) -> str:
+    return "?" if count is None else f"{count / 1e6:.1f}M"
+
+
+@app.command("fetch")
+def fetch_command(
+    names: list[str] = typer.Argument(None, help="Baseline names (or YAML paths) to fetch."),
+    all_: bool = typer.Option(False, "--all", help="Fetch every fetchable baseline whose weights are missing."),
+) -> None:
+    """Download baselines' weights from the source their YAML names, verified against the sha256.
+
+    Example: plipbench models fetch timm-resnet50
+    Example: plipbench models fetch --all
+    """
+    from plipbench.errors import ConfigError, PlipbenchError
+    from plipbench.models.baselines import list_baselines, load_baseline
+    from plipbench.models.fetch import fetch_baseline, fetch_status
+
+    if all_ == bool(names):
+        raise ConfigError("models fetch: name one or more baselines, or pass --all (not both)")
+    specs = [load_baseline(name) for name in names] if names else [s for s, _, _ in list_baselines() if s]
+    if all_:
+        specs = [s for s in specs if fetch_status(s) == "fetchable"]
+        if not specs:
+            typer.echo("nothing to fetch: every fetchable baseline's weights are present")
+    failures = []
+    for spec in specs:
+        try:
+            path = fetch_baseline(spec)
+            typer.echo(f"{spec.name}: {path}")
+        except PlipbenchError as err:
+            if not all_:
+                raise
+            failures.append(str(err))
+            typer.echo(f"error: {err}", err=True)
+    if failures:
+        raise typer.Exit(2)
 
 
 @app.command("show")
@@ -70,6 +125,7 @@ def show_command(name: str = typer.Argument(..., help="Baseline name or path to 
     from rich.table import Table
 
     from plipbench.models.baselines import load_baseline, weights_hint
+    from plipbench.models.fetch import expected_sha256, fetch_status
 
     spec = load_baseline(name)
     table = Table(title=f"Baseline {spec.name}", show_header=False)
@@ -82,15 +138,28 @@ def show_command(name: str = typer.Argument(..., help="Baseline name or path to 
         ("embedding size", str(spec.embedding_dim)),
         ("license", spec.license),
         ("training data", ", ".join(spec.training_data) or "-"),
+        ("parameters", _parameters(spec.parameters)),
+        ("feature", spec.feature or "-"),
+        ("citation", spec.citation or "-"),
         ("revision", spec.revision or "-"),
     ]
     if spec.weights is None:
         rows.append(("weights", "none needed (random initialisation)"))
     else:
         present = spec.weights_present()
+        fetch = spec.weights.fetch
+        source = "-" if fetch is None else (fetch.reason or "") if fetch.kind == "gated" else fetch.download_url()
+        try:
+            sha = expected_sha256(spec.weights.sha256, spec.weights.resolved())
+        except Exception:  # an unset ${VAR} in the path: show the pinned value only
+            sha = spec.weights.sha256
+        recorded = "" if spec.weights.sha256 or not sha else " (recorded on first fetch, not pinned)"
         rows += [
             ("weights url", spec.weights.url),
+            ("source", f"{fetch.kind}: {source}" if fetch else "none (place the file by hand)"),
+            ("sha256", (sha or "not pinned (recorded on first fetch)") + recorded),
             ("weights path", spec.weights.path),
+            ("weights", fetch_status(spec)),
             ("weights present", "[green]yes[/green]" if present else "[red]no[/red]: " + weights_hint(spec)),
         ]
     for key, value in rows:
@@ -104,6 +173,7 @@ def check_command(
         ..., help="Baseline name, FAMILY:NAME, python:module:function or file.py:function."
     ),
     arg: list[str] = typer.Option(None, "--arg", "-a", help="Factory argument KEY=VALUE (repeatable)."),
+    weights: str = typer.Option(None, "--weights", help="Load this weights file instead of the baseline's own."),
     device: str = typer.Option("cpu", help="Device to run on (cpu, cuda, cuda:1)."),
     precision: str = typer.Option("fp32", help="fp32, or bf16 autocast."),
 ) -> None:
@@ -111,6 +181,7 @@ def check_command(
 
     Example: plipbench models check random:plip-mini
     Example: plipbench models check timm:resnet18 --arg weights=resnet18.safetensors
+    Example: plipbench models check solider-swin-b --weights swin_base.pth
     """
     from rich.console import Console
     from rich.table import Table
@@ -118,7 +189,10 @@ def check_command(
     from plipbench.models.checks import check_backbone
     from plipbench.models.registry import create_backbone
 
-    backbone = create_backbone(spec, device=device, precision=precision, **parse_overrides(arg))
+    overrides = parse_overrides(arg)
+    if weights:
+        overrides["weights"] = weights
+    backbone = create_backbone(spec, device=device, precision=precision, **overrides)
     results = check_backbone(backbone)
     meta = backbone.metadata
     table = Table(

@@ -253,11 +253,14 @@ class SuiteSpec(_Strict):
 
 
 def tasks_dir() -> Path:
-    """``$PLIPBENCH_TASKS``, else the ``tasks/`` folder of the checkout plipbench runs from."""
+    """``$PLIPBENCH_TASKS``, else the copy a wheel ships (``plipbench/_data/tasks``), else the
+    ``tasks/`` folder of the checkout plipbench runs from."""
     env = os.environ.get(TASKS_ENV)
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parents[2] / "tasks"
+    checkout = Path(__file__).resolve().parents[2] / "tasks"
+    packaged = Path(__file__).resolve().parents[1] / "_data" / "tasks"
+    return packaged if packaged.is_dir() else checkout
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:

@@ -2,13 +2,19 @@
 
 Where baselines are found, in order: the directories in ``$PLIPBENCH_BASELINES`` (``os.pathsep``
 separated), ``./baselines`` in the working directory, and the ``baselines/`` folder of the
-plipbench source tree. The first file named ``<name>.yaml`` wins.
+plipbench source tree (in a wheel install: its packaged copy). The first ``<name>.yaml`` wins.
 
-Weights are never downloaded: ``weights.path`` says where plipbench looks (``${VAR:-default}``
-and ``~`` are expanded, typically under ``${PLIPBENCH_WEIGHTS:-~/.cache/plipbench/weights}``),
-``weights.url`` where a human gets them. When the path is missing, building the baseline fails
-with a message naming both, unless ``weights.required`` is false (the adapter may then find the
-weights elsewhere, e.g. the Hugging Face cache, and says where it looked if it cannot).
+A wheel install has no checkout folder: the YAML files are then read from the copy packaged
+under ``plipbench/_data/baselines`` (see :func:`packaged_data_dir`).
+
+``weights.path`` says where plipbench looks (``${VAR:-default}`` and ``~`` are expanded, typically
+under ``${PLIPBENCH_WEIGHTS:-~/.cache/plipbench/weights}``), ``weights.url`` where a human gets
+them and ``weights.fetch`` where plipbench downloads them from (:mod:`plipbench.models.fetch`):
+a baseline whose file is missing is fetched on first use, verified against ``weights.sha256``.
+Without a fetch source a missing file fails with a message naming the URL and the path, unless
+``weights.required`` is false (the adapter may then find the weights elsewhere, e.g. the Hugging
+Face cache, and says where it looked if it cannot). ``create_backbone(NAME, weights=PATH)``
+points any baseline at a file of one's own.
 """
 
 from __future__ import annotations
@@ -20,10 +26,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from plipbench.errors import ConfigError, PlipbenchError, validate_model, yaml_error_line
+from plipbench.models.fetch import FetchSource
 from plipbench.models.metadata import Modality
 from plipbench.models.weights import expand_path
 
 SOURCE_BASELINES = Path(__file__).resolve().parents[2] / "baselines"
+
+
+def packaged_data_dir(kind: str) -> Path:
+    """``plipbench/_data/<kind>``: the copy of ``tasks/`` or ``baselines/`` that a wheel ships."""
+    return Path(__file__).resolve().parents[1] / "_data" / kind
 
 
 class WeightsSpec(BaseModel):
@@ -32,7 +44,8 @@ class WeightsSpec(BaseModel):
     path: str = Field(description="where plipbench looks for the weights; ${VAR:-default} and ~ expand")
     url: str = Field(description="where a human downloads them (the official release)")
     argument: str = Field("weights", description="the factory keyword that receives the expanded path")
-    sha256: str | None = None
+    sha256: str | None = Field(None, description="pinned sha256 of the file; null: recorded on first fetch")
+    fetch: FetchSource | None = Field(None, description="where plipbench downloads the file from")
     required: bool = True
     instructions: str = ""
 
@@ -57,6 +70,8 @@ class BaselineSpec(BaseModel):
     training_data: tuple[str, ...] = ()
     revision: str | None = None
     citation: str | None = None
+    parameters: int | None = Field(None, ge=0, description="parameter count of the built backbone")
+    feature: str = Field("", description="the embedding the backbone returns, as the reference code defines it")
 
     def weights_present(self) -> bool | None:
         """True/False for a baseline with weights, None for one without (random init)."""
@@ -70,7 +85,8 @@ class BaselineSpec(BaseModel):
 
 def baseline_dirs() -> list[Path]:
     dirs = [Path(p).expanduser() for p in os.environ.get("PLIPBENCH_BASELINES", "").split(os.pathsep) if p]
-    dirs += [Path.cwd() / "baselines", SOURCE_BASELINES]
+    packaged = packaged_data_dir("baselines")
+    dirs += [Path.cwd() / "baselines", packaged if packaged.is_dir() else SOURCE_BASELINES]
     unique: list[Path] = []
     for d in dirs:
         if d.is_dir() and d.resolve() not in [u.resolve() for u in unique]:
@@ -103,7 +119,7 @@ def load_baseline(spec: str | Path) -> BaselineSpec:
 
     path = Path(spec).expanduser() if str(spec).endswith((".yaml", ".yml")) else find_baseline(str(spec))
     if path is None or not path.is_file():
-        raise ConfigError(f"no baseline {spec!r}; known: {', '.join(baseline_names()) or 'none'}")
+        raise ConfigError(f"no baseline {spec!r}; {close_names_hint(str(spec))}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
@@ -111,6 +127,17 @@ def load_baseline(spec: str | Path) -> BaselineSpec:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return validate_model(BaselineSpec, data, str(path))
+
+
+def close_names_hint(name: str) -> str:
+    """``did you mean: a, b`` (difflib) or the full list of known baselines."""
+    import difflib
+
+    known = baseline_names()
+    close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
+    if close:
+        return "did you mean: " + ", ".join(close)
+    return "known: " + (", ".join(known) or "none")
 
 
 def list_baselines() -> list[tuple[BaselineSpec | None, Path, str | None]]:
@@ -134,19 +161,34 @@ def weights_hint(spec: BaselineSpec) -> str:
     except PlipbenchError as err:
         where = str(err)
     hint = f"download from {spec.weights.url} and put them at {where} (or set PLIPBENCH_WEIGHTS)"
+    if spec.weights.fetch is not None and spec.weights.fetch.kind != "gated":
+        hint = f"run `plipbench models fetch {spec.name}`, or " + hint
     return hint + (f"; {spec.weights.instructions}" if spec.weights.instructions else "")
 
 
 def create_from_baseline(spec: str, *, device: str = "cpu", **overrides: Any) -> Any:
     """Build the backbone a baseline describes; metadata (name, license, training data) comes from the YAML."""
+    from plipbench.models.fetch import expected_sha256, fetch_baseline
     from plipbench.models.registry import FAMILIES, as_backbone, call_factory, is_user_family
 
     baseline = load_baseline(spec)
+    own_file = None
+    if baseline.weights is not None and "weights" in overrides and baseline.weights.argument != "weights":
+        overrides[baseline.weights.argument] = overrides.pop("weights")
+    if baseline.weights is not None and baseline.weights.argument in overrides:
+        own_file = overrides[baseline.weights.argument]
+        if own_file is not None and not Path(str(own_file)).expanduser().exists():
+            raise PlipbenchError(f"baseline {baseline.name}: weights file not found: {own_file}")
     kwargs = {**baseline.args, **overrides}
-    if baseline.weights is not None and baseline.weights.argument not in overrides:
+    expected_sha = None
+    random_init = overrides.get("pretrained") is False  # an explicit random initialisation: no weights at all
+    if baseline.weights is not None and own_file is None and not random_init:
         path = baseline.weights.resolved()
+        if not path.exists() and baseline.weights.required and baseline.weights.fetch is not None:
+            fetch_baseline(baseline)  # first use: download, verify, place atomically
         if path.exists():
             kwargs[baseline.weights.argument] = str(path)
+            expected_sha = expected_sha256(baseline.weights.sha256, path) if path.is_file() else None
         elif baseline.weights.required:
             raise PlipbenchError(
                 f"weights for baseline {baseline.name} not found: looked at {path}; {weights_hint(baseline)}"
@@ -167,7 +209,6 @@ def create_from_baseline(spec: str, *, device: str = "cpu", **overrides: Any) ->
             raise PlipbenchError(f"{err}; {weights_hint(baseline)}") from err
         raise
     meta = backbone.metadata
-    expected_sha = baseline.weights.sha256 if baseline.weights is not None else None
     if expected_sha and meta.checkpoint_sha256 and expected_sha.lower() != meta.checkpoint_sha256:
         raise PlipbenchError(
             f"baseline {baseline.name}: weights sha256 {meta.checkpoint_sha256} does not match the expected "
@@ -178,6 +219,11 @@ def create_from_baseline(spec: str, *, device: str = "cpu", **overrides: Any) ->
             f"baseline {baseline.name}: the built model has modalities {list(meta.modalities)} and embedding size "
             f"{meta.embedding_dim}, the YAML declares {list(baseline.modalities)} and {baseline.embedding_dim}"
         )
+    if baseline.parameters is not None and meta.num_parameters != baseline.parameters:
+        raise PlipbenchError(
+            f"baseline {baseline.name}: the built model has {meta.num_parameters} parameters, the YAML declares "
+            f"{baseline.parameters}"
+        )
     update: dict[str, Any] = {
         "name": baseline.name,
         "license": baseline.license,
@@ -187,7 +233,7 @@ def create_from_baseline(spec: str, *, device: str = "cpu", **overrides: Any) ->
         update["description"] = baseline.description
     if baseline.revision:
         update["revision"] = baseline.revision
-    if baseline.weights is not None:
+    if baseline.weights is not None and own_file is None and not random_init:
         update["source"] = f"{meta.source} ({baseline.weights.url})" if meta.source else baseline.weights.url
     backbone.metadata = meta.model_copy(update=update)
     backbone._fingerprint = None

@@ -128,6 +128,10 @@ FAMILIES.register("open_clip", "plipbench.models.adapters.open_clip_models:build
 FAMILIES.register("timm", "plipbench.models.adapters.timm_models:build_timm")
 FAMILIES.register("torchreid", "plipbench.models.adapters.torchreid_models:build_torchreid")
 FAMILIES.register("python", "plipbench.models.adapters.user:build_from_module")
+FAMILIES.register("lup-resnet", "plipbench.models.zoo.resnet:build_lup_resnet")
+FAMILIES.register("person-vit", "plipbench.models.zoo.vit:build_person_vit")
+FAMILIES.register("solider", "plipbench.models.zoo.swin:build_solider")
+FAMILIES.register("person-clip", "plipbench.models.zoo.clip:build_person_clip")
 
 
 def list_families() -> list[str]:
@@ -239,7 +243,7 @@ def create_backbone(spec: str, *, device: str = "cpu", **overrides: Any) -> Any:
         family, sep, target = spec.partition(":")
         if family not in FAMILIES:
             raise ConfigError(
-                f"unknown backbone {spec!r}: not a baseline ({', '.join(baselines.baseline_names()) or 'none found'}), "
+                f"unknown backbone {spec!r}: not a baseline ({baselines.close_names_hint(spec)}), "
                 f"not a family:name spec (families: {', '.join(list_families())}) and not a file.py:function"
             )
         factory = FAMILIES.get(family)
