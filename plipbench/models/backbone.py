@@ -32,19 +32,27 @@ if TYPE_CHECKING:  # pragma: no cover
 Precision = Literal["fp32", "bf16"]
 
 
-def build_torchvision_transform(spec: ImageTransform) -> Callable[[Any], torch.Tensor]:
-    """The torchvision pipeline for ``spec``: PIL RGB image -> normalised ``(3, H, W)`` float tensor."""
+def build_resize_steps(spec: ImageTransform) -> list[Any]:
+    """The PIL stage of :func:`build_torchvision_transform`: PIL RGB image -> PIL image of ``spec.size``.
+
+    The decoded-image cache (:mod:`plipbench.data.decoded`) stores this stage's output as uint8.
+    """
     from torchvision import transforms as T
     from torchvision.transforms import InterpolationMode
 
     interp = InterpolationMode(spec.interpolation)
     height, width = spec.size
     if spec.resize == "stretch":
-        steps: list[Any] = [T.Resize((height, width), interpolation=interp)]
-    else:
-        shorter = int(round(min(height, width) / spec.crop_pct))
-        steps = [T.Resize(shorter, interpolation=interp), T.CenterCrop((height, width))]
-    steps += [T.ToTensor(), T.Normalize(mean=list(spec.mean), std=list(spec.std))]
+        return [T.Resize((height, width), interpolation=interp)]
+    shorter = int(round(min(height, width) / spec.crop_pct))
+    return [T.Resize(shorter, interpolation=interp), T.CenterCrop((height, width))]
+
+
+def build_torchvision_transform(spec: ImageTransform) -> Callable[[Any], torch.Tensor]:
+    """The torchvision pipeline for ``spec``: PIL RGB image -> normalised ``(3, H, W)`` float tensor."""
+    from torchvision import transforms as T
+
+    steps = build_resize_steps(spec) + [T.ToTensor(), T.Normalize(mean=list(spec.mean), std=list(spec.std))]
     return T.Compose(steps)
 
 
