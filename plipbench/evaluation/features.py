@@ -77,7 +77,10 @@ def _broadcast(obj: Any, world: int) -> Any:
 
 
 class RecordImages:
-    """``torch.utils.data.Dataset`` of preprocessed images of records (optionally flipped)."""
+    """``torch.utils.data.Dataset`` of preprocessed images of records (optionally flipped), decoded per item.
+
+    :class:`FeatureStore` reads the decoded-image cache instead; this stays for callers that want a Dataset.
+    """
 
     def __init__(self, records: Sequence[PersonRecord], transform: Any, flip: bool = False) -> None:
         self.records, self.transform, self.flip = list(records), transform, flip
