@@ -98,10 +98,13 @@ def decode_image(path: str | Path, resize: Resize) -> np.ndarray:
 def decoded_key(paths: Sequence[str | Path], resize: Resize) -> str:
     """sha256 over the decoder versions, ``resize`` and (path, size, mtime) of every image, in order."""
     import PIL
-    import torchvision
 
     h = hashlib.sha256()
-    versions = {"decoder": DECODER_VERSION, "pillow": PIL.__version__, "torchvision": torchvision.__version__}
+    versions = {"decoder": DECODER_VERSION, "pillow": PIL.__version__}
+    if resize.kind == "torchvision":  # its resize code runs; the "pil" kind never imports torchvision
+        from importlib.metadata import version
+
+        versions["torchvision"] = version("torchvision")
     h.update(json.dumps({**versions, **asdict(resize)}, sort_keys=True).encode())
     for path in paths:
         try:
