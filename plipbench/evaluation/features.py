@@ -1,9 +1,21 @@
 """Feature extraction for frozen backbones: batched, sharded across ranks, cached on disk.
 
-Cache key: (backbone fingerprint, image transform, flip, the exact list of images - path, size
-and modification time of each file) for images; (backbone fingerprint, the exact caption list)
-for texts. A rerun, or a second task or protocol on the same images, reads the features back
-instead of recomputing them. Files are safetensors, written atomically by rank 0.
+Cache key: what the features depend on. For images: the backbone fingerprint (metadata and
+weights), its code fingerprint (plipbench and torch versions, the source of the encoder's classes
+and of the factory that built it: ``Backbone.code_fingerprint``), the precision, the image
+transform, flip, and the exact list of images (path, size and modification time of each file).
+For texts: the same backbone parts and the exact caption list. A rerun, or a second task or
+protocol on the same images, reads the features back instead of recomputing them.
+
+Cache files are safetensors, written atomically by rank 0 under a per-entry file lock: a second
+process asking for the same entry waits for the first and reuses its file. Every load checks the
+row count and dimension; a truncated, foreign or mismatched file is reported in one warning line
+naming it, deleted and recomputed. Temporaries left by a writer killed mid-write (``.*.tmp``) are
+swept once they are an hour old.
+
+Images are decoded once per image list and size into the decoded-image cache
+(:mod:`plipbench.data.decoded`), shared by every backbone with the same resize; batches are sliced
+from it, so there is no per-item Python work and no ``DataLoader``.
 
 Under ``torchrun`` the list is split into exact contiguous shards (rank r takes
 ``[r*n//w, (r+1)*n//w)``), so no item is padded or duplicated; the shards are gathered in rank
@@ -66,7 +78,10 @@ def _broadcast(obj: Any, world: int) -> Any:
 
 
 class RecordImages:
-    """``torch.utils.data.Dataset`` of preprocessed images of records (optionally flipped)."""
+    """``torch.utils.data.Dataset`` of preprocessed images of records (optionally flipped), decoded per item.
+
+    :class:`FeatureStore` reads the decoded-image cache instead; this stays for callers that want a Dataset.
+    """
 
     def __init__(self, records: Sequence[PersonRecord], transform: Any, flip: bool = False) -> None:
         self.records, self.transform, self.flip = list(records), transform, flip
@@ -100,15 +115,19 @@ class FeatureStore:
     ) -> None:
         self.backbone = backbone
         self.cache_dir = Path(cache_dir) / backbone.fingerprint[:20] if cache_dir is not None else None
+        # num_workers: kept for the API; images come from the decoded-image cache, sliced in batches
         self.batch_size, self.num_workers, self.progress = batch_size, num_workers, progress
+        self._swept = False
         # seconds: computing cache misses; encode_seconds: every image encoding (cached or not)
         self.stats = {"hits": 0, "misses": 0, "images_encoded": 0, "texts_encoded": 0, "seconds": 0.0,
                       "encode_seconds": 0.0}
 
     # -- keys --------------------------------------------------------------------------------
+    def _backbone_key(self) -> bytes:
+        return f"{self.backbone.fingerprint}|{self.backbone.code_fingerprint}|{self.backbone.precision}\n".encode()
+
     def _image_key(self, records: Sequence[PersonRecord], flip: bool) -> str:
-        h = hashlib.sha256()
-        h.update(self.backbone.fingerprint.encode())
+        h = hashlib.sha256(self._backbone_key())
         h.update(json.dumps(self.backbone.image_transform.model_dump(mode="json"), sort_keys=True).encode())
         h.update(b"flip" if flip else b"noflip")
         for r in records:
@@ -116,44 +135,84 @@ class FeatureStore:
                 st = os.stat(r.image_path)
             except OSError as err:
                 raise DataError(r.image_path, "image file not found") from err
-            h.update(f"{r.image_path}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+            h.update(os.fsencode(str(r.image_path)) + f"|{st.st_size}|{st.st_mtime_ns}\n".encode())
         return h.hexdigest()
 
     def _text_key(self, captions: Sequence[str]) -> str:
-        h = hashlib.sha256(self.backbone.fingerprint.encode())
+        h = hashlib.sha256(self._backbone_key())
         for c in captions:
-            h.update(c.encode())
+            h.update(c.encode("utf-8", "surrogateescape"))
             h.update(b"\x00")
         return h.hexdigest()
 
-    def _cached(self, kind: str, key: str, compute: Any) -> torch.Tensor:
-        from safetensors.torch import load_file, save_file
+    def _load(self, path: Path, rows: int) -> torch.Tensor | None:
+        """The cached ``(rows, D)`` features at ``path``; None (after a one-line warning and deleting the
+        file) when it is truncated, foreign or of another shape."""
+        from plipbench.cache_entries import discard_corrupt
 
+        if not path.is_file():
+            return None
+        try:
+            from safetensors.torch import load_file
+
+            tensors = load_file(str(path))
+            if "features" not in tensors:
+                raise ValueError(f"no 'features' tensor (holds {sorted(tensors)[:5]})")
+            features = tensors["features"]
+            expected = (rows, self.backbone.embedding_dim)
+            if features.ndim != 2 or tuple(features.shape) != expected or not features.is_floating_point():
+                raise ValueError(f"features of shape {tuple(features.shape)} {features.dtype}, expected {expected} float")
+        except Exception as err:  # SafetensorError (truncated), KeyError, shape: recompute, never a traceback
+            discard_corrupt(path, f"{type(err).__name__}: {err}")
+            return None
+        return features
+
+    def _check_computed(self, features: torch.Tensor, rows: int, kind: str) -> torch.Tensor:
+        from plipbench.errors import PlipbenchError
+
+        expected = (rows, self.backbone.embedding_dim)
+        if tuple(features.shape) != expected:
+            raise PlipbenchError(
+                f"backbone {self.backbone.name}: the {kind} encoder returned features of shape "
+                f"{tuple(features.shape)} for {rows} input(s), expected {expected} (embedding_dim "
+                f"{self.backbone.embedding_dim} in its metadata)"
+            )
+        return features
+
+    def _cached(self, kind: str, key: str, rows: int, compute: Any) -> torch.Tensor:
+        import contextlib
+
+        from safetensors.torch import save
+
+        from plipbench.cache_entries import entry_lock, sweep_stale_temporaries
         from plipbench.io import atomic_write_bytes
 
         path = self.cache_dir / f"{kind}-{key[:32]}.safetensors" if self.cache_dir is not None else None
         rank, world = _dist()
-        # rank 0 decides hit or miss for everyone: a miss runs collectives, so all ranks must agree
-        hit = _broadcast(path is not None and path.is_file(), world)
-        if hit:
-            self.stats["hits"] += 1
-            return _broadcast(load_file(str(path))["features"] if rank == 0 else None, world)
-        self.stats["misses"] += 1
-        started = time.perf_counter()
-        features = compute()
-        self.stats["seconds"] += time.perf_counter() - started
-        if path is not None and rank == 0:
-            import tempfile
-
-            with tempfile.TemporaryDirectory() as tmp:
-                save_file({"features": features.contiguous()}, f"{tmp}/f.safetensors")
-                atomic_write_bytes(path, Path(f"{tmp}/f.safetensors").read_bytes())
-        return features
+        with contextlib.ExitStack() as stack:
+            if path is not None and rank == 0:
+                # a second process waits here for the first to write the entry, then reuses it
+                stack.enter_context(entry_lock(path))
+                if not self._swept:
+                    sweep_stale_temporaries(self.cache_dir)
+                    self._swept = True
+            # rank 0 decides hit or miss for everyone: a miss runs collectives, so all ranks must agree
+            loaded = self._load(path, rows) if path is not None and rank == 0 else None
+            if _broadcast(loaded is not None, world):
+                self.stats["hits"] += 1
+                return _broadcast(loaded if rank == 0 else None, world)
+            self.stats["misses"] += 1
+            started = time.perf_counter()
+            features = self._check_computed(compute(), rows, kind)
+            self.stats["seconds"] += time.perf_counter() - started
+            if path is not None and rank == 0:
+                atomic_write_bytes(path, save({"features": features.contiguous()}))
+            return features
 
     # -- public ------------------------------------------------------------------------------
     def image_features(self, records: Sequence[PersonRecord], *, flip: bool = False) -> torch.Tensor:
         """``(N, D)`` float32 features of the records' images, in record order."""
-        return self._cached("image", self._image_key(records, flip),
+        return self._cached("image", self._image_key(records, flip), len(records),
                             lambda: self.encode_images_with(self.backbone, records, flip=flip))
 
     def text_features(self, captions: Sequence[str], *, task: str | None = None) -> torch.Tensor:
@@ -162,21 +221,24 @@ class FeatureStore:
 
         if not self.backbone.has_text:
             raise PlipbenchError(f"backbone {self.backbone.name} has no text encoder; task {task or '?'} needs one")
-        return self._cached("text", self._text_key(captions), lambda: self._encode_texts(captions, task))
+        return self._cached("text", self._text_key(captions), len(captions),
+                            lambda: self._encode_texts(captions, task))
 
     def encode_images_with(self, backbone: Backbone, records: Sequence[PersonRecord], *, flip: bool = False) -> torch.Tensor:
         """Uncached, sharded extraction with ``backbone`` (e.g. after fine-tuning)."""
         import torch
 
-        from plipbench.models.backbone import build_torchvision_transform
+        from plipbench.data.decoded import decoded_images, to_model_input, transform_resize
 
         started = time.perf_counter()
         rank, world = _dist()
         lo, hi = shard_bounds(len(records), rank, world)
-        dataset = RecordImages(records[lo:hi], build_torchvision_transform(backbone.image_transform), flip)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers,
-                                             shuffle=False)
-        chunks = [backbone.encode_image(batch).cpu() for batch in loader]
+        spec = backbone.image_transform
+        pixels = decoded_images(records[lo:hi], transform_resize(spec))
+        chunks = []
+        for start in range(0, len(pixels), self.batch_size):
+            batch = to_model_input(pixels[start:start + self.batch_size], spec.mean, spec.std)
+            chunks.append(backbone.encode_image(batch.flip(-1) if flip else batch).cpu())
         part = torch.cat(chunks) if chunks else torch.empty(0, backbone.embedding_dim)
         self.stats["images_encoded"] += hi - lo
         gathered = _gather(part)

@@ -17,8 +17,11 @@ Subclasses implement ``_encode_image`` (and ``_encode_text`` for text models) an
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
+import os
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -32,19 +35,27 @@ if TYPE_CHECKING:  # pragma: no cover
 Precision = Literal["fp32", "bf16"]
 
 
-def build_torchvision_transform(spec: ImageTransform) -> Callable[[Any], torch.Tensor]:
-    """The torchvision pipeline for ``spec``: PIL RGB image -> normalised ``(3, H, W)`` float tensor."""
+def build_resize_steps(spec: ImageTransform) -> list[Any]:
+    """The PIL stage of :func:`build_torchvision_transform`: PIL RGB image -> PIL image of ``spec.size``.
+
+    The decoded-image cache (:mod:`plipbench.data.decoded`) stores this stage's output as uint8.
+    """
     from torchvision import transforms as T
     from torchvision.transforms import InterpolationMode
 
     interp = InterpolationMode(spec.interpolation)
     height, width = spec.size
     if spec.resize == "stretch":
-        steps: list[Any] = [T.Resize((height, width), interpolation=interp)]
-    else:
-        shorter = int(round(min(height, width) / spec.crop_pct))
-        steps = [T.Resize(shorter, interpolation=interp), T.CenterCrop((height, width))]
-    steps += [T.ToTensor(), T.Normalize(mean=list(spec.mean), std=list(spec.std))]
+        return [T.Resize((height, width), interpolation=interp)]
+    shorter = int(round(min(height, width) / spec.crop_pct))
+    return [T.Resize(shorter, interpolation=interp), T.CenterCrop((height, width))]
+
+
+def build_torchvision_transform(spec: ImageTransform) -> Callable[[Any], torch.Tensor]:
+    """The torchvision pipeline for ``spec``: PIL RGB image -> normalised ``(3, H, W)`` float tensor."""
+    from torchvision import transforms as T
+
+    steps = build_resize_steps(spec) + [T.ToTensor(), T.Normalize(mean=list(spec.mean), std=list(spec.std))]
     return T.Compose(steps)
 
 
@@ -263,9 +274,79 @@ class Backbone:
             self._fingerprint = digest.hexdigest()
         return self._fingerprint
 
+    # files holding code that computes this backbone's outputs beyond its classes (the factory that built
+    # it: a family adapter, a user's file.py / module); set by create_backbone and create_from_baseline
+    code_sources: tuple[str, ...] = ()
+
+    def source_files(self) -> list[str]:
+        """The source files whose code computes the embeddings: this class's module, the module of every
+        ``nn.Module`` class in ``module`` (torch's own excepted: the torch version stands for them), the
+        encoding functions of a :class:`ModuleBackbone`, and :attr:`code_sources`."""
+        import torch
+
+        torch_dir = os.path.dirname(torch.__file__) + os.sep
+        files = set(self.code_sources)
+        classes = {type(self)} | {type(m) for m in self.module.modules()}
+        for cls in classes:
+            path = getattr(sys.modules.get(cls.__module__), "__file__", None)
+            if path:
+                files.add(path)
+        for fn in (getattr(self, "_image_fn", None), getattr(self, "_text_fn", None)):
+            code = getattr(fn, "__code__", None)
+            if code is not None and os.path.isfile(code.co_filename):
+                files.add(code.co_filename)
+        return sorted(f for f in files if not os.path.abspath(f).startswith(torch_dir))
+
+    @property
+    def code_fingerprint(self) -> str:
+        """sha256 over the plipbench and torch versions and the content of :meth:`source_files`.
+
+        The feature cache keys on it (with :attr:`fingerprint`), so that fixing an encoder's code while
+        keeping its weights, or upgrading plipbench, recomputes the features. It is kept out of
+        :attr:`fingerprint`, which names the weights (result staleness, pre-training caches).
+        """
+        import torch
+
+        from plipbench import __version__
+
+        digest = hashlib.sha256(f"plipbench {__version__}|torch {torch.__version__}\n".encode())
+        for content in sorted(_file_sha256(path) for path in self.source_files()):
+            digest.update(content.encode())
+        return digest.hexdigest()
+
     def __repr__(self) -> str:
         meta = self.metadata
         return f"{type(self).__name__}(name={meta.name!r}, family={meta.family!r}, dim={meta.embedding_dim})"
+
+
+def _file_sha256(path: str) -> str:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return hashlib.sha256(f"missing:{path}".encode()).hexdigest()
+    return _file_sha256_cached(path, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1024)
+def _file_sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+def record_code_source(backbone: Backbone, source: Any) -> Backbone:
+    """Add the file of ``source`` (a path, or a function / module) to ``backbone.code_sources``."""
+    import inspect
+
+    if isinstance(source, (str, os.PathLike)):
+        path: str | None = os.path.abspath(source)
+    else:
+        try:
+            path = inspect.getsourcefile(source)
+        except TypeError:
+            path = None
+    if path and os.path.isfile(path):
+        backbone.code_sources = tuple(sorted({*backbone.code_sources, path}))
+    return backbone
 
 
 def state_dict_sha256(module: nn.Module) -> str:

@@ -237,4 +237,6 @@ def create_from_baseline(spec: str, *, device: str = "cpu", **overrides: Any) ->
         update["source"] = f"{meta.source} ({baseline.weights.url})" if meta.source else baseline.weights.url
     backbone.metadata = meta.model_copy(update=update)
     backbone._fingerprint = None
-    return backbone
+    from plipbench.models.backbone import record_code_source
+
+    return record_code_source(backbone, factory)  # the family's adapter module (feature cache key)

@@ -232,6 +232,8 @@ def create_backbone(spec: str, *, device: str = "cpu", **overrides: Any) -> Any:
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError(f"backbone spec must be a non-empty string, got {spec!r}")
     spec = spec.strip()
+    from plipbench.models.backbone import record_code_source
+
     if baselines.looks_like_baseline_file(spec) or baselines.find_baseline(spec) is not None:
         backbone = baselines.create_from_baseline(spec, device=device, **overrides)
     elif _is_file_factory(spec):
@@ -239,6 +241,7 @@ def create_backbone(spec: str, *, device: str = "cpu", **overrides: Any) -> Any:
 
         built = call_factory(spec, lambda: build_from_file(spec, device=device, **overrides))
         backbone = as_backbone(built, source=spec, device=device)
+        record_code_source(backbone, spec.rpartition(":")[0])  # the user's factory file
     else:
         family, sep, target = spec.partition(":")
         if family not in FAMILIES:
@@ -250,6 +253,9 @@ def create_backbone(spec: str, *, device: str = "cpu", **overrides: Any) -> Any:
         built = call_factory(spec, lambda: factory(target if sep else None, device=device, **overrides),
                              user_code=is_user_family(family))
         backbone = as_backbone(built, source=spec, device=device)
+        record_code_source(backbone, factory)  # the family's adapter module
+        if family == "python" and target and ":" in target:  # the user's module
+            record_code_source(backbone, importlib.import_module(target.partition(":")[0]))
     if precision is not None:
         backbone.set_precision(precision)
     return backbone

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from plipbench.data.images import open_rgb
+from plipbench.data.decoded import DecodedImages, decoded_images, pretrain_resize
 from plipbench.data.records import PersonRecord
 from plipbench.errors import DataError
 from plipbench.pretrain.attribute_prediction import locate_phrases, token_phrase_index
@@ -48,16 +48,9 @@ def load_phrase_spans(root: Path) -> dict[str, list[list[tuple[int, int, int]]]]
 
 def load_image(path: Path, size: tuple[int, int]) -> np.ndarray:
     """RGB uint8 array (H, W, 3) resized to ``size`` (H, W) with bicubic interpolation."""
-    from PIL import Image, UnidentifiedImageError
+    from plipbench.data.decoded import decode_image, pretrain_resize
 
-    try:
-        with open_rgb(path) as img:
-            img = img.convert("RGB")
-            if img.size != (size[1], size[0]):
-                img = img.resize((size[1], size[0]), Image.Resampling.BICUBIC)
-            return np.asarray(img, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError) as err:
-        raise DataError(path, f"cannot decode image ({err})") from err
+    return decode_image(path, pretrain_resize(size))
 
 
 class CaptionedImages(torch.utils.data.Dataset):
@@ -94,9 +87,9 @@ class CaptionedImages(torch.utils.data.Dataset):
             else:
                 self.spans.append([locate_phrases(c, r.attribute_phrases) for c in r.captions])
         self.pids = [r.pid for r in self.records]
-        self._pixels: np.ndarray | None = None
-        if preload:
-            self._pixels = np.stack([load_image(r.image_path, self.size) for r in self.records])
+        self._pixels: DecodedImages | None = None
+        if preload:  # decoded once per corpus and size into $PLIPBENCH_CACHE/decoded, shared by every run
+            self._pixels = decoded_images(self.records, pretrain_resize(self.size))
 
     def __len__(self) -> int:
         return len(self.records)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from plipbench.data.records import PersonRecord
     from plipbench.evaluation.protocols.base import ProtocolContext
     from plipbench.models.backbone import Backbone
+    from plipbench.models.metadata import ImageTransform
 
 
 # -- options ---------------------------------------------------------------------------------
@@ -161,12 +162,22 @@ class TrainingImages:
     and mirrored with probability ``flip_probability``; ``caption`` one of the record's captions drawn
     uniformly ("" for records without captions); ``label`` the relabelled identity. Random choices use
     a generator seeded by ``(seed, epoch, i)`` (call :meth:`set_epoch`).
+
+    ``transform`` is the backbone's ``ImageTransform`` (images decoded once into the decoded-image
+    cache, :mod:`plipbench.data.decoded`, instead of once per epoch) or any callable on a PIL image.
     """
 
-    def __init__(self, records: Sequence[PersonRecord], transform: Callable[[Any], torch.Tensor],
+    def __init__(self, records: Sequence[PersonRecord], transform: ImageTransform | Callable[[Any], torch.Tensor],
                  labels: Sequence[int], *, flip_probability: float = 0.5, seed: int = 0) -> None:
+        from plipbench.models.metadata import ImageTransform
+
         self.records, self.transform, self.labels = list(records), transform, list(labels)
         self.flip_probability, self.seed, self.epoch = flip_probability, int(seed), 0
+        self._pixels = None
+        if isinstance(transform, ImageTransform):
+            from plipbench.data.decoded import decoded_images, transform_resize
+
+            self._pixels = decoded_images(self.records, transform_resize(transform))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -180,11 +191,16 @@ class TrainingImages:
 
         record = self.records[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        try:
-            with open_rgb(record.image_path) as img:
-                tensor = self.transform(img.convert("RGB"))
-        except (OSError, UnidentifiedImageError) as err:
-            raise DataError(record.image_path, f"cannot decode image ({err})") from err
+        if self._pixels is not None:
+            from plipbench.data.decoded import to_model_input
+
+            tensor = to_model_input(self._pixels[index], self.transform.mean, self.transform.std)
+        else:
+            try:
+                with open_rgb(record.image_path) as img:
+                    tensor = self.transform(img.convert("RGB"))
+            except (OSError, UnidentifiedImageError) as err:
+                raise DataError(record.image_path, f"cannot decode image ({err})") from err
         if rng.random() < self.flip_probability:
             tensor = tensor.flip(-1)
         caption = record.captions[int(rng.integers(len(record.captions)))] if record.captions else ""

@@ -490,7 +490,6 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     import torch
 
     from plipbench.evaluation.protocols._training import TrainingImages
-    from plipbench.models.backbone import build_torchvision_transform
 
     options = resolve_options(ctx, ATTRIBUTE_FINE_TUNE_DEFAULTS)
     _check_fine_tune_options(ctx, options)
@@ -516,7 +515,7 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     model = AttributeHeadBackbone(encoder, head, num_attributes)
     targets = torch.from_numpy(y_train.astype(np.float32)).to(device)
     positive_ratio = targets.mean(0)
-    dataset = TrainingImages(train, build_torchvision_transform(encoder.image_transform), list(range(len(train))),
+    dataset = TrainingImages(train, encoder.image_transform, list(range(len(train))),
                              flip_probability=options["flip_probability"], seed=ctx.seed)
     sampler = ShuffledBatches(len(train), options["batch_size"], ctx.seed)
     loader = training_loader(dataset, sampler, options["num_workers"])

@@ -186,7 +186,6 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     import torch.nn.functional as F
 
     from plipbench.evaluation.protocols._training import TrainingImages
-    from plipbench.models.backbone import build_torchvision_transform
 
     options = resolve_options(ctx, IMAGE_FINE_TUNE_DEFAULTS)
     check_int(ctx, options, "epochs")
@@ -216,7 +215,7 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         torch.nn.init.normal_(classifier.weight, std=0.001)
     neck.bias.requires_grad_(False)
     model = BNNeckBackbone(encoder, neck)
-    dataset = TrainingImages(train, build_torchvision_transform(encoder.image_transform), labels,
+    dataset = TrainingImages(train, encoder.image_transform, labels,
                              flip_probability=options["flip_probability"], seed=ctx.seed)
     sampler, p_eff = pk_sampler([r.pid for r in train], options["identities_per_batch"],
                                 options["images_per_identity"], ctx.seed)

@@ -353,7 +353,6 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     """
     import torch
 
-    from plipbench.models.backbone import build_torchvision_transform
     from plipbench.pretrain.contrastive import identity_contrastive_loss
 
     options = resolve_options(ctx, TEXT_FINE_TUNE_DEFAULTS)
@@ -380,7 +379,7 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
 
     labels, num_classes = relabel([r.pid for r in train])
     model = training_copy(ctx.backbone, device)
-    dataset = TrainingImages(train, build_torchvision_transform(model.image_transform), labels,
+    dataset = TrainingImages(train, model.image_transform, labels,
                              flip_probability=options["flip_probability"], seed=ctx.seed)
     sampler, p_eff = pk_sampler([r.pid for r in train], options["identities_per_batch"],
                                 options["images_per_identity"], ctx.seed)
