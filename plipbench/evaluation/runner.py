@@ -33,17 +33,19 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_OUT = Path("results") / "eval"
 
 
-def _still_valid(result: Any, backbone_fingerprint: str, task_hash: str, data: TaskData) -> bool:
-    """A stored result is reused only if the same backbone (weights fingerprint) made it on the same task spec
-    and the same data (the target's and the training source's dataset fingerprints).
+def _still_valid(result: Any, backbone: Backbone, task_hash: str, data: TaskData) -> bool:
+    """A stored result is reused only if the same backbone (weights fingerprint, and the code that computes its
+    features) made it on the same task spec and the same data (the target's and the training source's dataset
+    fingerprints).
 
     Anything else (a re-trained checkpoint under the same name, an edited task file, deleted or replaced images,
     ``PLIPBENCH_DATA`` pointing at another copy) is recomputed and the file is replaced, so a results folder never
     mixes old and new numbers silently.
     """
     stored = (result.provenance.backbone or {}).get("fingerprint")
+    code = (result.provenance.backbone or {}).get("code_fingerprint")
     source = (result.provenance.protocol_options or {}).get("source_dataset_fingerprint")
-    return (stored == backbone_fingerprint and result.provenance.task_spec_hash == task_hash
+    return (stored == backbone.fingerprint and code == backbone.code_fingerprint and result.provenance.task_spec_hash == task_hash
             and result.provenance.dataset_fingerprint == data.target_fingerprint
             and source == data.source_fingerprint)
 
@@ -307,7 +309,7 @@ def _run_one(task: TaskSpec, protocol: ProtocolSpec, pname: str, seed: int, tag:
                 done = TaskResult.load(path)
             except DataError:
                 done = None  # unreadable or foreign: recomputed and replaced below
-            if done is not None and _still_valid(done, backbone.fingerprint, task.spec_hash(), data):
+            if done is not None and _still_valid(done, backbone, task.spec_hash(), data):
                 return RunRecord(display, task.name, pname, "cached", done.main_score,
                                  done.scores.get(done.main_score), dict(done.scores), str(path), seed=tag)
         before = dict(store.stats)
@@ -341,7 +343,8 @@ def _run_one(task: TaskSpec, protocol: ProtocolSpec, pname: str, seed: int, tag:
             provenance=Provenance(
                 plipbench_version=__version__, git_commit=commit, task_spec_hash=task.spec_hash(),
                 dataset_fingerprint=data.target_fingerprint,
-                backbone=backbone.metadata.model_dump(mode="json") | {"fingerprint": backbone.fingerprint}
+                backbone=backbone.metadata.model_dump(mode="json") | {"fingerprint": backbone.fingerprint,
+                                                                      "code_fingerprint": backbone.code_fingerprint}
                 | {"parameter_count": backbone.metadata.num_parameters} | (backbone_info or {}),
                 checkpoint_sha256=backbone.metadata.checkpoint_sha256,
                 protocol_options=output.options | {"base": protocol.base, "train_fraction": protocol.train_fraction,

@@ -198,7 +198,7 @@ def test_undecodable_image_is_a_data_error_naming_the_file(tmp_path) -> None:
 def test_decompression_bomb_is_a_data_error_naming_the_file(tmp_path, monkeypatch) -> None:
     records = _images(tmp_path, n=2)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 128x64 > 2 x 100 pixels: a "bomb"
-    with pytest.raises(DataError, match=r"0\.jpg: cannot decode image"):
+    with pytest.raises(DataError, match=r"0\.jpg: .*decompression bomb"):
         decoded_images(records, transform_resize(TRANSFORMS[0]), cache_dir=tmp_path / "c")
 
 
