@@ -103,13 +103,13 @@ PRESETS: dict[str, SynthPreset] = {
         SynthPreset(
             name="synth-duke",
             task="image-reid",
-            description="DukeMTMC-reID-like image ReID: 8 cameras, winter/park scenes, 150 train / 250 test / 50 "
+            description="DukeMTMC-reID-like image ReID: 8 cameras, winter/park scenes, 150 train / 150 test / 50 "
                         "gallery-only ids",
             layout="dukemtmc",
             layouts=("dukemtmc", "msmt17"),
-            identities=450,
+            identities=350,
             images_per_id=8,
-            splits=(("train", 150 / 450), ("test", 250 / 450), ("gallery", 50 / 450)),
+            splits=(("train", 150 / 350), ("test", 150 / 350), ("gallery", 50 / 350)),
             cameras=8,
             scenes=("park", "night", "campus", "indoor"),
             harsh=1.3,
@@ -118,12 +118,12 @@ PRESETS: dict[str, SynthPreset] = {
         SynthPreset(
             name="synth-pa100k",
             task="attributes",
-            description="PA-100K-like attributes: 2,000/250/1,250 images of distinct people, 26 labels",
+            description="PA-100K-like attributes: 2,000/250/750 images of distinct people, 26 labels",
             layout="pa100k",
             layouts=("pa100k",),
-            identities=3500,
+            identities=3000,
             images_per_id=1,
-            splits=(("train", 2000 / 3500), ("val", 250 / 3500), ("test", 1250 / 3500)),
+            splits=(("train", 2000 / 3000), ("val", 250 / 3000), ("test", 750 / 3000)),
             cameras=0,
             scenes=SCENES,
             views=(0.4, 0.2, 0.4),
