@@ -121,7 +121,7 @@ def run_bench(
 ) -> BenchReport:
     """Run the suite end to end (see the module docstring); ``seeds`` overrides the suite's ``seeds:``."""
     from plipbench.evaluation.results import load_results
-    from plipbench.evaluation.runner import evaluate, resolve_seeds
+    from plipbench.evaluation.runner import DatasetCache, evaluate, resolve_seeds
     from plipbench.io import atomic_write_text
     from plipbench.leaderboard import build_leaderboard
     from plipbench.leaderboard.reproduction import CheckRule, check_reproduction
@@ -161,8 +161,9 @@ def run_bench(
             report.skipped += skipped
         t0 = time.perf_counter()
         produced: set[Path] = set()
+        datasets = DatasetCache(progress)  # every backbone reads (and fingerprints) each dataset once per run
         for name, model_spec, info, seed in entries:
-            frame = evaluate(model_spec, suite=suite, out=out_dir, name=name, registry=registry,
+            frame = evaluate(model_spec, suite=suite, out=out_dir, name=name, registry=registry, dataset_cache=datasets,
                              backbone_info=info, progress=progress, backbone_seed=seed,
                              seed=seed_list[0], seeds=None if seed is not None else len(seed_list),
                              suite_tag=suite)

@@ -130,7 +130,7 @@ def _subset_identities(records: list[PersonRecord], fraction: float, seed: int) 
     return [r for r in records if r.pid in keep]
 
 
-class _DatasetCache:
+class DatasetCache:
     """Read each dataset once per run (tasks and DG pairs share datasets)."""
 
     def __init__(self, progress: bool) -> None:
@@ -152,7 +152,7 @@ class _DatasetCache:
         return self._data[key]
 
 
-def build_task_data(task: TaskSpec, protocol: ProtocolSpec, datasets: _DatasetCache, ctx: Any, seed: int) -> TaskData:
+def build_task_data(task: TaskSpec, protocol: ProtocolSpec, datasets: DatasetCache, ctx: Any, seed: int) -> TaskData:
     from plipbench.evaluation.protocols.base import TaskData
 
     target, target_fp = datasets.get(task.dataset, ctx)
@@ -201,6 +201,7 @@ def evaluate(
     num_workers: int = 0,
     cache_dir: str | Path | None = None,
     registry: TaskRegistry | None = None,
+    dataset_cache: DatasetCache | None = None,
     backbone_info: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
@@ -216,6 +217,8 @@ def evaluate(
     itself was trained with a seed (``backbone_seed``; ``plipbench bench`` pre-trains model s with seed s),
     every protocol runs once with that seed and every result carries it.
     ``suite_tag`` records which ``plipbench bench`` suite produced the result (``details["suite"]``).
+    ``dataset_cache`` (a :class:`DatasetCache`) shares the datasets read, and their fingerprints, between calls
+    that run back to back on unchanged data (``plipbench bench`` evaluates every backbone with one).
     """
     import pandas as pd
 
@@ -250,7 +253,7 @@ def evaluate(
         backbone, cache_dir=Path(cache_dir) if cache_dir else cache_root() / "features",
         batch_size=batch_size, num_workers=num_workers, progress=progress,
     )  # fmt: skip
-    datasets = _DatasetCache(progress and ctx.is_main)
+    datasets = dataset_cache if dataset_cache is not None else DatasetCache(progress and ctx.is_main)
     hardware = _hardware()
     commit = git_commit()
     rows: list[RunRecord] = []
@@ -278,7 +281,7 @@ def evaluate(
 
 
 def _run_one(task: TaskSpec, protocol: ProtocolSpec, pname: str, seed: int, tag: int | None,
-             backbone_seed: int | None, *, display: str, backbone: Backbone, store: Any, datasets: _DatasetCache,
+             backbone_seed: int | None, *, display: str, backbone: Backbone, store: Any, datasets: DatasetCache,
              ctx: Any, out_dir: Path, overwrite: bool, skip_missing: bool, suite_options: dict[str, Any],
              options: dict[str, Any] | None, device: str, progress: bool, hardware: dict[str, Any],
              commit: str | None, backbone_info: dict[str, Any] | None, suite_tag: str | None) -> RunRecord:
