@@ -173,8 +173,8 @@ def run_bench(
                                for r in frame.itertuples() if r.status == "skipped" and (seed or 0) == seed_list[0]]
             produced.update(Path(p) for p in frame.path.dropna())
         report.timings["evaluation_s"] = round(time.perf_counter() - t0, 1)
-        results = [r for r in load_results(out_dir) if Path(r.source_path or "").resolve()
-                   in {p.resolve() for p in produced}]
+        keep = {p.resolve() for p in produced}
+        results = [r for r in load_results(out_dir) if Path(r.source_path or "").resolve() in keep]
         board = build_leaderboard(results, with_ci=True)
         report.leaderboard = board
         report.leaderboard_markdown = board.to_markdown()
@@ -184,7 +184,7 @@ def run_bench(
         else:
             target = Path(leaderboard_file) if leaderboard_file is not None else out_dir.parent / "LEADERBOARD.md"
             atomic_write_text(target, _leaderboard_page(suite, report.leaderboard_markdown, seed_list))
-            report.removed = _remove_superseded(out_dir, produced, suite)  # only once everything succeeded
+            report.removed = _remove_superseded(out_dir, keep, suite)  # only once everything succeeded
     finally:
         if tmp_dir is not None:
             shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -192,14 +192,13 @@ def run_bench(
     return report
 
 
-def _remove_superseded(out_dir: Path, produced: set[Path], suite: str) -> list[str]:
+def _remove_superseded(out_dir: Path, keep: set[Path], suite: str) -> list[str]:
     """Delete result JSONs in the folder that an earlier ``bench`` of this suite wrote and this run did not
     produce again (a backbone, task, protocol or seed dropped from the suite), so the folder and its leaderboard
     hold exactly the suite's cells. Files of other origin (a user's own ``plipbench eval --out`` results, notes)
     are never touched."""
     from plipbench.evaluation.results import TaskResult, looks_like_result
 
-    keep = {p.resolve() for p in produced}
     removed = []
     for path in sorted(out_dir.glob("*.json")):
         if path.resolve() in keep or not looks_like_result(path):

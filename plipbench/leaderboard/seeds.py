@@ -167,11 +167,6 @@ class SeedStatistic:
     def weighted(self, weights: Any) -> Any:
         return self._weighted(weights)
 
-    def full(self) -> Any:
-        import numpy as np
-
-        return self._weighted(np.ones((1, self.n_items)))[:, 0]
-
 
 def cell_statistic(cell: Cell, metric: str | None = None) -> SeedStatistic | None:
     """The :class:`SeedStatistic` of ``metric`` (default: main score), or None when a seed lacks per-query data."""
