@@ -101,6 +101,11 @@ class RecordImages:
         return tensor.flip(-1) if self.flip else tensor
 
 
+def empty_stats() -> dict[str, Any]:
+    """A :class:`FeatureStore`'s counters before any work."""
+    return {"hits": 0, "misses": 0, "images_encoded": 0, "texts_encoded": 0, "seconds": 0.0, "encode_seconds": 0.0}
+
+
 class FeatureStore:
     """Cached features of one frozen backbone."""
 
@@ -119,8 +124,7 @@ class FeatureStore:
         self.batch_size, self.num_workers, self.progress = batch_size, num_workers, progress
         self._swept = False
         # seconds: computing cache misses; encode_seconds: every image encoding (cached or not)
-        self.stats = {"hits": 0, "misses": 0, "images_encoded": 0, "texts_encoded": 0, "seconds": 0.0,
-                      "encode_seconds": 0.0}
+        self.stats = empty_stats()
 
     # -- keys --------------------------------------------------------------------------------
     def _backbone_key(self) -> bytes:

@@ -29,11 +29,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from plipbench.data.records import PersonDataset, PersonRecord
     from plipbench.evaluation.protocols.base import TaskData
     from plipbench.models.backbone import Backbone
+    from plipbench.models.identity import BackboneIdentity
 
 DEFAULT_OUT = Path("results") / "eval"
 
 
-def _still_valid(result: Any, backbone: Backbone, task_hash: str, data: TaskData) -> bool:
+def _still_valid(result: Any, backbone: Backbone | BackboneIdentity, task_hash: str, data: TaskData) -> bool:
     """A stored result is reused only if the same backbone (weights fingerprint, and the code that computes its
     features) made it on the same task spec and the same data (the target's and the training source's dataset
     fingerprints).
@@ -82,6 +83,62 @@ def _result_lock(path: Path, world_size: int) -> Any:
     lock_dir = cache_root() / "locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
     return FileLock(str(lock_dir / f"result-{digest}.lock"))
+
+
+class BackboneHandle:
+    """The backbone of one :func:`evaluate` call, built only when a result has to be computed.
+
+    For a spec whose identity (name, text encoder, weights and code fingerprints) is remembered and unchanged
+    (:mod:`plipbench.models.identity`), the reuse checks run on the remembered identity and a rerun whose results
+    are all valid never builds the backbone. Once built, the real identity must equal the remembered one.
+    """
+
+    def __init__(self, model: str | Backbone, *, device: str, store: Any) -> None:
+        from plipbench.models import identity as memo
+
+        self._spec = model if isinstance(model, str) else None
+        self._device = device
+        self._make_store = store
+        self._backbone: Backbone | None = None if isinstance(model, str) else model
+        self._store: Any = None
+        recalled = memo.recall(model, device) if isinstance(model, str) else None
+        if recalled is not None:
+            self.identity = recalled
+        else:
+            self.identity = self._build()
+
+    def _build(self) -> BackboneIdentity:
+        from plipbench.models import create_backbone
+        from plipbench.models import identity as memo
+
+        if self._spec is None:
+            return memo.BackboneIdentity.of(self._backbone)
+        self._backbone = create_backbone(self._spec, device=self._device)
+        return memo.remember(self._spec, self._device, self._backbone)
+
+    @property
+    def built(self) -> bool:
+        return self._backbone is not None
+
+    def get(self) -> Backbone:
+        if self._backbone is None:
+            real = self._build()
+            if real != self.identity:
+                raise PlipbenchError(
+                    f"backbone {self._spec}: its identity changed while this run was using the remembered one "
+                    f"(remembered {self.identity}, built {real}); rerun to recompute with the new one"
+                )
+        return self._backbone
+
+    def store(self) -> Any:
+        if self._store is None:
+            self._store = self._make_store(self.get())
+        return self._store
+
+    def feature_stats(self) -> dict[str, Any]:
+        from plipbench.evaluation.features import empty_stats
+
+        return dict(self._store.stats) if self._store is not None else empty_stats()
 
 
 @dataclass
@@ -225,7 +282,6 @@ def evaluate(
     from plipbench.distributed import init_distributed
     from plipbench.environment import cache_root, git_commit
     from plipbench.evaluation.features import FeatureStore
-    from plipbench.models import create_backbone
 
     if (tasks is None) == (suite is None):
         raise ConfigError("give either tasks or a suite")
@@ -246,13 +302,14 @@ def evaluate(
             raise ConfigError(f"no selected task has protocol(s) {protocols}")
 
     ctx = init_distributed()
-    backbone = model if not isinstance(model, str) else create_backbone(model, device=device)
-    display = name or backbone.name
-    out_dir = Path(out) if out is not None else DEFAULT_OUT
-    store = FeatureStore(
-        backbone, cache_dir=Path(cache_dir) if cache_dir else cache_root() / "features",
-        batch_size=batch_size, num_workers=num_workers, progress=progress,
+    backbone = BackboneHandle(
+        model, device=device, store=lambda b: FeatureStore(
+            b, cache_dir=Path(cache_dir) if cache_dir else cache_root() / "features",
+            batch_size=batch_size, num_workers=num_workers, progress=progress,
+        ),
     )  # fmt: skip
+    display = name or backbone.identity.name
+    out_dir = Path(out) if out is not None else DEFAULT_OUT
     datasets = dataset_cache if dataset_cache is not None else DatasetCache(progress and ctx.is_main)
     hardware = _hardware()
     commit = git_commit()
@@ -268,7 +325,7 @@ def evaluate(
                 plan = [(seed_list[0], None)]  # deterministic: one run, no seed
             for run_seed, tag in plan:
                 row = _run_one(task, protocol, pname, run_seed, tag, backbone_seed, display=display,
-                               backbone=backbone, store=store, datasets=datasets, ctx=ctx, out_dir=out_dir,
+                               backbone=backbone, datasets=datasets, ctx=ctx, out_dir=out_dir,
                                overwrite=overwrite, skip_missing=skip_missing, suite_options=suite_options,
                                options=options, device=device, progress=progress, hardware=hardware, commit=commit,
                                backbone_info=backbone_info, suite_tag=suite_tag)
@@ -276,12 +333,12 @@ def evaluate(
                 if row.status == "skipped":
                     break
     frame = pd.DataFrame([r.__dict__ for r in rows], columns=list(RunRecord.__dataclass_fields__))
-    frame.attrs["feature_cache"] = dict(store.stats)
+    frame.attrs["feature_cache"] = backbone.feature_stats()
     return frame
 
 
 def _run_one(task: TaskSpec, protocol: ProtocolSpec, pname: str, seed: int, tag: int | None,
-             backbone_seed: int | None, *, display: str, backbone: Backbone, store: Any, datasets: DatasetCache,
+             backbone_seed: int | None, *, display: str, backbone: BackboneHandle, datasets: DatasetCache,
              ctx: Any, out_dir: Path, overwrite: bool, skip_missing: bool, suite_options: dict[str, Any],
              options: dict[str, Any] | None, device: str, progress: bool, hardware: dict[str, Any],
              commit: str | None, backbone_info: dict[str, Any] | None, suite_tag: str | None) -> RunRecord:
@@ -301,7 +358,7 @@ def _run_one(task: TaskSpec, protocol: ProtocolSpec, pname: str, seed: int, tag:
             return RunRecord(display, task.name, pname, "skipped", reason=str(err), seed=tag)
         raise
     needs_text = task.kind == "text-reid" or (task.kind == "attributes" and protocol.base == "zero-shot")
-    if needs_text and not backbone.has_text:
+    if needs_text and not backbone.identity.has_text:
         reason = f"backbone {display} has no text encoder; task {task.name} ({pname}) needs one"
         if skip_missing:
             return RunRecord(display, task.name, pname, "skipped", reason=reason, seed=tag)
@@ -312,9 +369,11 @@ def _run_one(task: TaskSpec, protocol: ProtocolSpec, pname: str, seed: int, tag:
                 done = TaskResult.load(path)
             except DataError:
                 done = None  # unreadable or foreign: recomputed and replaced below
-            if done is not None and _still_valid(done, backbone, task.spec_hash(), data):
+            if done is not None and _still_valid(done, backbone.identity, task.spec_hash(), data):
                 return RunRecord(display, task.name, pname, "cached", done.main_score,
                                  done.scores.get(done.main_score), dict(done.scores), str(path), seed=tag)
+        store = backbone.store()
+        backbone = backbone.get()
         before = dict(store.stats)
         pctx = ProtocolContext(
             backbone=backbone, task=task, protocol=protocol, data=data, features=store,

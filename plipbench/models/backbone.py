@@ -305,18 +305,24 @@ class Backbone:
         keeping its weights, or upgrading plipbench, recomputes the features. It is kept out of
         :attr:`fingerprint`, which names the weights (result staleness, pre-training caches).
         """
-        import torch
-
-        from plipbench import __version__
-
-        digest = hashlib.sha256(f"plipbench {__version__}|torch {torch.__version__}\n".encode())
-        for content in sorted(_file_sha256(path) for path in self.source_files()):
-            digest.update(content.encode())
-        return digest.hexdigest()
+        return code_fingerprint_of(self.source_files())
 
     def __repr__(self) -> str:
         meta = self.metadata
         return f"{type(self).__name__}(name={meta.name!r}, family={meta.family!r}, dim={meta.embedding_dim})"
+
+
+def code_fingerprint_of(files: Iterable[str]) -> str:
+    """:attr:`Backbone.code_fingerprint` of a backbone whose :meth:`~Backbone.source_files` are ``files``: sha256
+    over the plipbench and torch versions and the files' current content (a missing file hashes as missing)."""
+    import torch
+
+    from plipbench import __version__
+
+    digest = hashlib.sha256(f"plipbench {__version__}|torch {torch.__version__}\n".encode())
+    for content in sorted(_file_sha256(path) for path in files):
+        digest.update(content.encode())
+    return digest.hexdigest()
 
 
 def _file_sha256(path: str) -> str:
