@@ -71,7 +71,9 @@ class BaselineSpec(BaseModel):
     revision: str | None = None
     citation: str | None = None
     parameters: int | None = Field(None, ge=0, description="parameter count of the built backbone")
-    feature: str = Field("", description="the embedding the backbone returns, as the reference code defines it")
+    feature: str = Field(
+        "", description="the embedding the backbone returns, as the reference code defines it"
+    )
 
     def weights_present(self) -> bool | None:
         """True/False for a baseline with weights, None for one without (random init)."""
@@ -172,6 +174,14 @@ def create_from_baseline(spec: str, *, device: str = "cpu", **overrides: Any) ->
     from plipbench.models.registry import FAMILIES, as_backbone, call_factory, is_user_family
 
     baseline = load_baseline(spec)
+    if (
+        baseline.weights is not None
+        and baseline.weights.fetch is not None
+        and baseline.weights.fetch.kind == "unsupported"
+    ):
+        raise PlipbenchError(
+            f"baseline {baseline.name}: plipbench has no loader for it: {baseline.weights.fetch.reason}"
+        )
     own_file = None
     if baseline.weights is not None and "weights" in overrides and baseline.weights.argument != "weights":
         overrides[baseline.weights.argument] = overrides.pop("weights")
@@ -197,8 +207,11 @@ def create_from_baseline(spec: str, *, device: str = "cpu", **overrides: Any) ->
         raise ConfigError(f"baseline {baseline.name}: unknown family {baseline.family!r}")
     factory = FAMILIES.get(baseline.family)
     try:
-        built = call_factory(spec, lambda: factory(baseline.model, device=device, **kwargs),
-                             user_code=is_user_family(baseline.family))
+        built = call_factory(
+            spec,
+            lambda: factory(baseline.model, device=device, **kwargs),
+            user_code=is_user_family(baseline.family),
+        )
         backbone = as_backbone(built, source=spec, device=device)
     except PlipbenchError as err:
         if (
