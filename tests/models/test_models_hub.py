@@ -263,6 +263,11 @@ def test_open_clip_hf_hub_repository_downloads(hub_env, open_clip_tiny) -> None:
     image, _ = _open_clip_outputs(source, x, ["a"])
     assert (backbone.encode_image(x) - image).abs().max().item() < ATOL
     assert backbone.image_transform.mean == TAG_MEAN
+    seen = len(hub_env.hub.requests)
+    hub_env.offline()  # the model, its config and its tokenizer now come from the cache, with no request
+    again = create_backbone("open_clip:hf-hub:plipbench-test/tiny-open-clip-hub")
+    assert len(hub_env.hub.requests) == seen
+    assert (again.encode_text(["a man"]) - backbone.encode_text(["a man"])).abs().max().item() == 0
 
 
 def test_open_clip_hub_repository_without_weights_is_refused(hub_env, open_clip_tiny) -> None:

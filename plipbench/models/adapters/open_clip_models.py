@@ -174,7 +174,10 @@ def build_open_clip(
     else:
         model, path = _create_pretrained(open_clip, spec, name, tag)
         source = f"open_clip {name}" + (f" pretrained={tag}" if tag else "") + (f" ({path})" if path else "")
-    tokenizer = open_clip.get_tokenizer(name)
+    from plipbench.models.hub import hub_offline
+
+    with hub_offline():  # hf-hub: names and HF tokenizers read the hub too
+        tokenizer = open_clip.get_tokenizer(name)
     model.eval()
     transform = _transform(model)
 
