@@ -163,6 +163,8 @@ def weights_hint(spec: BaselineSpec) -> str:
     except PlipbenchError as err:
         where = str(err)
     hint = f"download from {spec.weights.url} and put them at {where} (or set PLIPBENCH_WEIGHTS)"
+    if spec.weights.fetch is not None and spec.weights.fetch.kind == "unsupported":
+        return f"plipbench has no loader for it: {spec.weights.fetch.reason}"
     if spec.weights.fetch is None and not spec.weights.required:
         hint = (f"the {spec.family} library downloads them into its own cache on first use (offline: that cache "
                 f"only), or put a copy at {where}")  # fmt: skip
