@@ -76,9 +76,14 @@ class BaselineSpec(BaseModel):
     )
 
     def weights_present(self) -> bool | None:
-        """True/False for a baseline with weights, None for one without (random init)."""
+        """True/False for a baseline with weights, None for one without (random init).
+
+        False for a model listed without a loader (``fetch.kind: unsupported``) even when its file is there,
+        so that ``bench`` does not add it."""
         if self.weights is None:
             return None
+        if self.weights.fetch is not None and self.weights.fetch.kind == "unsupported":
+            return False
         try:
             return self.weights.resolved().exists()
         except PlipbenchError:

@@ -54,6 +54,12 @@ def test_listed_models_without_a_loader_say_why(
     assert "\n" not in str(info.value)
     shown = cli("models", "show", name)
     assert shown.exit_code == 0 and "unsupported" in shown.output
+    spec = load_baseline(name)
+    spec.weights.resolved().parent.mkdir(parents=True, exist_ok=True)
+    spec.weights.resolved().write_bytes(b"a downloaded file")  # still no loader: bench must not add it
+    assert spec.weights_present() is False
+    with pytest.raises(PlipbenchError, match="has no loader"):
+        create_backbone(name)
 
 
 def test_weights_override_and_models_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli) -> None:
