@@ -45,7 +45,8 @@ def list_command() -> None:
 
     marks = {
         "none": "n/a (random)", "present": "[green]present[/green]", "fetchable": "[yellow]fetchable[/yellow]",
-        "gated": "[red]gated[/red]", "manual": "[red]missing[/red]",
+        "gated": "[red]gated[/red]", "manual": "[red]missing[/red]", "library": "[yellow]fetchable (library cache)[/yellow]",
+        "unsupported": "[red]no loader[/red]",
     }  # fmt: skip
     table = Table(title="Baselines")
     entries = list_baselines()
@@ -67,7 +68,9 @@ def list_command() -> None:
     console = table_console()
     console.print(table)
     console.print("mod: I image, T text. weights: present here, fetchable with `plipbench models fetch NAME`, "
-                  "gated (by agreement), missing (put the file by hand: `plipbench models show NAME`)")  # fmt: skip
+                  "fetchable (library cache: timm / open_clip / transformers download on first use), "
+                  "gated (by agreement), missing (put the file by hand: `plipbench models show NAME`), "
+                  "no loader (listed only: `plipbench models show NAME` says why)")  # fmt: skip
     console.print("families (use as FAMILY:NAME): " + ", ".join(list_families()))
 
 
@@ -83,7 +86,9 @@ def _parameters(count: int | None) -> str:
 @app.command("fetch")
 def fetch_command(
     names: list[str] = typer.Argument(None, help="Baseline names (or YAML paths) to fetch."),
-    all_: bool = typer.Option(False, "--all", help="Fetch every fetchable baseline whose weights are missing."),
+    all_: bool = typer.Option(
+        False, "--all", help="Fetch every fetchable baseline whose weights are missing."
+    ),
 ) -> None:
     """Download baselines' weights from the source their YAML names, verified against the sha256.
 
@@ -148,7 +153,10 @@ def show_command(name: str = typer.Argument(..., help="Baseline name or path to 
     else:
         present = spec.weights_present()
         fetch = spec.weights.fetch
-        source = "-" if fetch is None else (fetch.reason or "") if fetch.kind == "gated" else fetch.download_url()
+        if fetch is None:
+            source = "-"
+        else:
+            source = (fetch.reason or "") if fetch.kind in ("gated", "unsupported") else fetch.download_url()
         try:
             sha = expected_sha256(spec.weights.sha256, spec.weights.resolved())
         except Exception:  # an unset ${VAR} in the path: show the pinned value only
@@ -156,7 +164,14 @@ def show_command(name: str = typer.Argument(..., help="Baseline name or path to 
         recorded = "" if spec.weights.sha256 or not sha else " (recorded on first fetch, not pinned)"
         rows += [
             ("weights url", spec.weights.url),
-            ("source", f"{fetch.kind}: {source}" if fetch else "none (place the file by hand)"),
+            (
+                "source",
+                f"{fetch.kind}: {source}"
+                if fetch
+                else "none (place the file by hand)"
+                if spec.weights.required
+                else f"the {spec.family} library's own cache, on first use (or a file at the weights path)",
+            ),
             ("sha256", (sha or "not pinned (recorded on first fetch)") + recorded),
             ("weights path", spec.weights.path),
             ("weights", fetch_status(spec)),
@@ -173,7 +188,9 @@ def check_command(
         ..., help="Baseline name, FAMILY:NAME, python:module:function or file.py:function."
     ),
     arg: list[str] = typer.Option(None, "--arg", "-a", help="Factory argument KEY=VALUE (repeatable)."),
-    weights: str = typer.Option(None, "--weights", help="Load this weights file instead of the baseline's own."),
+    weights: str = typer.Option(
+        None, "--weights", help="Load this weights file instead of the baseline's own."
+    ),
     device: str = typer.Option("cpu", help="Device to run on (cpu, cuda, cuda:1)."),
     precision: str = typer.Option("fp32", help="fp32, or bf16 autocast."),
 ) -> None:

@@ -71,12 +71,19 @@ class BaselineSpec(BaseModel):
     revision: str | None = None
     citation: str | None = None
     parameters: int | None = Field(None, ge=0, description="parameter count of the built backbone")
-    feature: str = Field("", description="the embedding the backbone returns, as the reference code defines it")
+    feature: str = Field(
+        "", description="the embedding the backbone returns, as the reference code defines it"
+    )
 
     def weights_present(self) -> bool | None:
-        """True/False for a baseline with weights, None for one without (random init)."""
+        """True/False for a baseline with weights, None for one without (random init).
+
+        False for a model listed without a loader (``fetch.kind: unsupported``) even when its file is there,
+        so that ``bench`` does not add it."""
         if self.weights is None:
             return None
+        if self.weights.fetch is not None and self.weights.fetch.kind == "unsupported":
+            return False
         try:
             return self.weights.resolved().exists()
         except PlipbenchError:
@@ -161,7 +168,12 @@ def weights_hint(spec: BaselineSpec) -> str:
     except PlipbenchError as err:
         where = str(err)
     hint = f"download from {spec.weights.url} and put them at {where} (or set PLIPBENCH_WEIGHTS)"
-    if spec.weights.fetch is not None and spec.weights.fetch.kind != "gated":
+    if spec.weights.fetch is not None and spec.weights.fetch.kind == "unsupported":
+        return f"plipbench has no loader for it: {spec.weights.fetch.reason}"
+    if spec.weights.fetch is None and not spec.weights.required:
+        hint = (f"the {spec.family} library downloads them into its own cache on first use (offline: that cache "
+                f"only), or put a copy at {where}")  # fmt: skip
+    elif spec.weights.fetch is not None and spec.weights.fetch.kind not in ("gated", "unsupported"):
         hint = f"run `plipbench models fetch {spec.name}`, or " + hint
     return hint + (f"; {spec.weights.instructions}" if spec.weights.instructions else "")
 
@@ -172,6 +184,14 @@ def create_from_baseline(spec: str, *, device: str = "cpu", **overrides: Any) ->
     from plipbench.models.registry import FAMILIES, as_backbone, call_factory, is_user_family
 
     baseline = load_baseline(spec)
+    if (
+        baseline.weights is not None
+        and baseline.weights.fetch is not None
+        and baseline.weights.fetch.kind == "unsupported"
+    ):
+        raise PlipbenchError(
+            f"baseline {baseline.name}: plipbench has no loader for it: {baseline.weights.fetch.reason}"
+        )
     own_file = None
     if baseline.weights is not None and "weights" in overrides and baseline.weights.argument != "weights":
         overrides[baseline.weights.argument] = overrides.pop("weights")
@@ -197,8 +217,11 @@ def create_from_baseline(spec: str, *, device: str = "cpu", **overrides: Any) ->
         raise ConfigError(f"baseline {baseline.name}: unknown family {baseline.family!r}")
     factory = FAMILIES.get(baseline.family)
     try:
-        built = call_factory(spec, lambda: factory(baseline.model, device=device, **kwargs),
-                             user_code=is_user_family(baseline.family))
+        built = call_factory(
+            spec,
+            lambda: factory(baseline.model, device=device, **kwargs),
+            user_code=is_user_family(baseline.family),
+        )
         backbone = as_backbone(built, source=spec, device=device)
     except PlipbenchError as err:
         if (

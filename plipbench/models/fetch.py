@@ -6,7 +6,9 @@ Sources (``weights.fetch.kind`` in a baseline YAML):
   ``huggingface_hub.hf_hub_url``, so ``HF_ENDPOINT`` and ``HF_TOKEN`` apply);
 - ``gdrive``: a Google Drive file id, through ``gdown`` (which handles Drive's confirmation pages);
 - ``url``: a direct HTTP(S) URL;
-- ``gated``: weights behind an agreement; never fetched, the reason is shown.
+- ``gated``: weights behind an agreement; never fetched, the reason is shown;
+- ``unsupported``: a model listed for completeness that plipbench has no loader for (its checkpoint
+  layout could not be confirmed, or it needs a family plipbench does not have); the reason is shown.
 
 What every fetch does:
 
@@ -46,17 +48,20 @@ class FetchSource(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["hf", "gdrive", "url", "gated"]
+    kind: Literal["hf", "gdrive", "url", "gated", "unsupported"]
     repo: str | None = Field(None, description="hf: the hub repository id, e.g. timm/resnet50.a1_in1k")
     filename: str | None = Field(None, description="hf: the file inside the repository")
     revision: str | None = Field(None, description="hf: the pinned commit (or tag) of the repository")
     id: str | None = Field(None, description="gdrive: the file id of drive.google.com/file/d/<id>")
     url: str | None = Field(None, description="url: the direct download URL")
-    reason: str | None = Field(None, description="gated: why the weights cannot be fetched")
+    reason: str | None = Field(
+        None, description="gated / unsupported: why the weights cannot be fetched or loaded"
+    )
 
     @model_validator(mode="after")
     def _fields_for_kind(self) -> FetchSource:
-        needed = {"hf": ("repo", "filename", "revision"), "gdrive": ("id",), "url": ("url",), "gated": ("reason",)}
+        needed = {"hf": ("repo", "filename", "revision"), "gdrive": ("id",), "url": ("url",), "gated": ("reason",),
+                  "unsupported": ("reason",)}  # fmt: skip
         absent = [name for name in needed[self.kind] if not getattr(self, name)]
         if absent:
             raise ValueError(f"fetch kind {self.kind!r} needs {', '.join(absent)}")
@@ -151,7 +156,9 @@ def _http_download(url: str, part: Path, *, headers: dict[str, str], update: Cal
                 done += len(block)
                 update(done, total)
         if total is not None and done != total:
-            raise PlipbenchError(f"transfer of {url} ended after {done} of {total} bytes; run again to resume")
+            raise PlipbenchError(
+                f"transfer of {url} ended after {done} of {total} bytes; run again to resume"
+            )
     return None
 
 
@@ -162,7 +169,8 @@ def _gdrive_download(file_id: str, part: Path, *, update: Callable[[int, int | N
         result = gdown.download(id=file_id, output=str(part), quiet=True, resume=True, progress=update)
     except OSError:
         raise
-    except Exception as err:  # gdown's FileURLRetrievalError / DownloadError: quota, permissions, removed file
+    except Exception as err:
+        # gdown's FileURLRetrievalError / DownloadError: quota, permissions, removed file
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise PlipbenchError(f"Google Drive refused the download of file id {file_id}: {first}") from None
     if result is None or not part.is_file():
@@ -191,14 +199,20 @@ def fetch_file(
     url = source.download_url()
     if source.kind == "gated":
         raise PlipbenchError(f"{name}: weights are not fetchable: {source.reason}; put the file at {path}")
+    if source.kind == "unsupported":
+        raise PlipbenchError(f"{name}: plipbench has no loader for this model: {source.reason}")
     expected = expected_sha256(sha256, path)
     if path.is_file():
         if expected and file_sha256_of(path) != expected:
             actual = file_sha256_of(path)
-            raise PlipbenchError(f"{name}: {path} has sha256 {actual}, expected {expected}; delete it and fetch again")
+            raise PlipbenchError(
+                f"{name}: {path} has sha256 {actual}, expected {expected}; delete it and fetch again"
+            )
         return path
     if is_offline():
-        which = next(n for n in OFFLINE_ENV if os.environ.get(n, "").strip().lower() in ("1", "true", "yes", "on"))
+        which = next(
+            n for n in OFFLINE_ENV if os.environ.get(n, "").strip().lower() in ("1", "true", "yes", "on")
+        )
         raise PlipbenchError(_offline_message(name, url, path, f"offline ({which}=1)"))
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(path.name + ".part")
@@ -217,7 +231,9 @@ def fetch_file(
     except PlipbenchError:
         raise
     except OSError as err:  # requests' ConnectionError and Timeout are OSErrors
-        raise PlipbenchError(_offline_message(name, url, path, f"no network ({type(err).__name__})")) from None
+        raise PlipbenchError(
+            _offline_message(name, url, path, f"no network ({type(err).__name__})")
+        ) from None
     finally:
         close()
     actual = file_sha256_of(part)
@@ -234,7 +250,9 @@ def fetch_file(
     return path
 
 
-def fetch_baseline(spec: BaselineSpec, *, quiet: bool = False, log: Callable[[str], None] | None = None) -> Path:
+def fetch_baseline(
+    spec: BaselineSpec, *, quiet: bool = False, log: Callable[[str], None] | None = None
+) -> Path:
     """Fetch the weights a baseline YAML names to its ``weights.path``; returns that path."""
     if spec.weights is None:
         raise PlipbenchError(f"baseline {spec.name} needs no weights (random initialisation)")
@@ -242,6 +260,11 @@ def fetch_baseline(spec: BaselineSpec, *, quiet: bool = False, log: Callable[[st
     if spec.weights.fetch is None:
         if path.is_file():
             return path
+        if not spec.weights.required:
+            raise PlipbenchError(
+                f"baseline {spec.name}: the {spec.family} library downloads its weights into its own cache on first "
+                f"use: run `plipbench models check {spec.name}` to fetch them now"
+            )
         raise PlipbenchError(
             f"baseline {spec.name}: no fetch source in its YAML; download {spec.weights.url} and put it at {path}"
         )
@@ -249,11 +272,14 @@ def fetch_baseline(spec: BaselineSpec, *, quiet: bool = False, log: Callable[[st
 
 
 def fetch_status(spec: BaselineSpec) -> str:
-    """``present``, ``fetchable``, ``gated``, ``manual`` (no source to fetch from) or ``none`` (random init)."""
+    """``present``, ``fetchable``, ``library`` (the family's library downloads into its own cache on first use),
+    ``gated``, ``unsupported`` (no loader), ``manual`` (no source to fetch from) or ``none`` (random init)."""
     if spec.weights is None:
         return "none"
+    if spec.weights.fetch is not None and spec.weights.fetch.kind == "unsupported":
+        return "unsupported"
     if spec.weights_present():
         return "present"
     if spec.weights.fetch is None:
-        return "manual"
+        return "manual" if spec.weights.required else "library"
     return "gated" if spec.weights.fetch.kind == "gated" else "fetchable"

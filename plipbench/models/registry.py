@@ -218,9 +218,10 @@ def create_backbone(spec: str, *, device: str = "cpu", **overrides: Any) -> Any:
 
     ``spec`` is one of:
     - a baseline name (``baselines/<name>.yaml``) or a path to a baseline YAML file;
-    - ``family:target``: ``plip:/path/to/checkpoint``, ``random:plip-mini``, ``timm:resnet50``,
-      ``torchreid:osnet_x1_0``, ``hf-clip:openai/clip-vit-base-patch16``, ``open_clip:ViT-B-16``,
-      or a family added by an entry point;
+    - ``family:target``: ``plip:/path/to/checkpoint``, ``random:plip-mini``, ``timm:resnet50.a1_in1k``,
+      ``torchreid:osnet_x1_0``, ``hf-clip:openai/clip-vit-base-patch16``, ``open_clip:ViT-B-16:openai``,
+      or a family added by an entry point (timm, open_clip and hf-clip fetch their weights into the
+      Hugging Face cache as their libraries do; see :mod:`plipbench.models.hub`);
     - ``python:package.module:function`` or ``path/to/file.py:function``: a user's factory.
 
     ``overrides`` are passed to the family factory (e.g. ``weights=``, ``tokenizer=``,
@@ -250,8 +251,11 @@ def create_backbone(spec: str, *, device: str = "cpu", **overrides: Any) -> Any:
                 f"not a family:name spec (families: {', '.join(list_families())}) and not a file.py:function"
             )
         factory = FAMILIES.get(family)
-        built = call_factory(spec, lambda: factory(target if sep else None, device=device, **overrides),
-                             user_code=is_user_family(family))
+        built = call_factory(
+            spec,
+            lambda: factory(target if sep else None, device=device, **overrides),
+            user_code=is_user_family(family),
+        )
         backbone = as_backbone(built, source=spec, device=device)
         record_code_source(backbone, factory)  # the family's adapter module
         if family == "python" and target and ":" in target:  # the user's module

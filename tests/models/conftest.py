@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.models.hub_fixtures import fake_hub_server, hub_env  # noqa: F401 - fixtures for the hub tests
+
 torch.set_num_threads(1)
 
 

@@ -40,13 +40,22 @@ def test_timm_weights_file_heads_skipped(tmp_path: Path, cli) -> None:
         create_backbone("timm:resnet18", weights=str(bad))
 
 
-def test_timm_needs_weights_or_explicit_random(cli) -> None:
-    with pytest.raises(PlipbenchError, match="pretrained=false"):
+def test_timm_without_weights_loads_timm_pretrained_and_offline_says_how(cli, monkeypatch: pytest.MonkeyPatch,
+                                                                        tmp_path: Path) -> None:  # fmt: skip
+    from huggingface_hub import constants
+
+    monkeypatch.setenv(
+        "PLIPBENCH_OFFLINE", "1"
+    )  # timm's own weights: from the hub cache, which is empty here
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(
+        PlipbenchError, match=r"timm/resnet18\.a1_in1k.*offline \(PLIPBENCH_OFFLINE=1\).*hf download"
+    ):
         create_backbone("timm:resnet18")
     assert create_backbone("timm:resnet18", pretrained=False).metadata.checkpoint_sha256 is None
     result = cli("models", "check", "timm:resnet18")
     # CliRunner calls the Typer app directly; plipbench.cli.main turns this error into exit code 2.
-    assert isinstance(result.exception, PlipbenchError) and "pretrained=false" in str(result.exception)
+    assert isinstance(result.exception, PlipbenchError) and "weights=PATH" in str(result.exception)
 
 
 def test_torchreid_weights_file_and_check(tmp_path: Path, cli) -> None:
@@ -113,7 +122,9 @@ def test_hf_clip_local_directory(tiny_clip_dir: Path, cli) -> None:
 def test_hf_clip_missing_model_says_where_it_looked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    with pytest.raises(PlipbenchError, match=r"not found offline.*looked in.*hub"):
+    with pytest.raises(
+        PlipbenchError, match=r"hub model openai/clip-vit-base-patch16 not found in the cache .*offline"
+    ):
         create_backbone("hf-clip:openai/clip-vit-base-patch16")
 
 

@@ -1,7 +1,10 @@
-"""``hf-clip:ID_OR_DIR``: a ``transformers`` ``CLIPModel`` with its tokenizer and image processor, offline.
+"""``hf-clip:ID_OR_DIR``: a ``transformers`` ``CLIPModel`` with its tokenizer and image processor.
 
-``ID_OR_DIR`` is a local directory (``save_pretrained`` output) or a hub id already in the local
-Hugging Face cache; nothing is downloaded (``local_files_only=True``). The image transform is
+``ID_OR_DIR`` is a local directory (``save_pretrained`` output) or a hub id
+(``hf-clip:openai/clip-vit-base-patch16``, ``revision=`` pins a commit), loaded by
+``from_pretrained`` itself, so the files come from and go to the Hugging Face hub cache
+(``$HF_HUB_CACHE``, ``$HF_HOME/hub``). Offline (``PLIPBENCH_OFFLINE=1`` / ``HF_HUB_OFFLINE=1``) only
+the cache is read, and a model that is not there is one line naming it and how to fetch it. The image transform is
 read from the image processor config: ``crop_size`` (else ``size``), ``image_mean``/``image_std``
 and ``resample``; CLIP resizes the shorter side and centre-crops. Embeddings are the projected
 ``get_image_features`` / ``get_text_features`` outputs (not normalised).
@@ -9,7 +12,6 @@ and ``resample``; CLIP resizes the shorter side and centre-crops. Embeddings are
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +52,17 @@ def image_transform_from_processor(processor: Any, image_size: int) -> Any:
 
 
 def build_hf_clip(
-    target: str | None, *, device: str = "cpu", weights: str | None = None, max_length: int = 77
+    target: str | None,
+    *,
+    device: str = "cpu",
+    weights: str | None = None,
+    max_length: int = 77,
+    revision: str | None = None,
 ) -> Any:
     from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
 
     from plipbench.models.backbone import ModuleBackbone, count_parameters
+    from plipbench.models.hub import cached_hub_file, hub_offline, missing_error, snapshot_revision
     from plipbench.models.metadata import BackboneMetadata
     from plipbench.models.weights import weights_sha256
 
@@ -64,26 +72,24 @@ def build_hf_clip(
             "hf-clip: name a model, e.g. hf-clip:openai/clip-vit-base-patch16 or hf-clip:/path/to/dir"
         )
     local = Path(location).expanduser()
-    looked = []
-    if local.is_dir():
-        source = str(local)
-    else:
-        source = location
-        looked.append(f"local directory {local}")
-        cache = os.environ.get("HF_HUB_CACHE") or os.path.join(
-            os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hub"
-        )
-        looked.append(f"Hugging Face cache {cache}")
+    if weights and not local.is_dir():
+        raise PlipbenchError(f"hf-clip:{target}: weights directory not found: {local}")
+    source = str(local) if local.is_dir() else location
+    options: dict[str, Any] = {"revision": revision} if revision and not local.is_dir() else {}
     try:
-        model = CLIPModel.from_pretrained(source, local_files_only=True)
-        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
-        processor = AutoImageProcessor.from_pretrained(source, local_files_only=True)
+        with hub_offline():
+            model = CLIPModel.from_pretrained(source, **options)
+            tokenizer = AutoTokenizer.from_pretrained(source, **options)
+            processor = AutoImageProcessor.from_pretrained(source, **options)
     except (OSError, ValueError) as err:
-        where = "; ".join(looked) if looked else f"directory {source}"
-        raise PlipbenchError(
-            f"hf-clip:{location}: model not found offline (looked in {where}): save it with "
-            f"CLIPModel/CLIPProcessor.save_pretrained(DIR) and use hf-clip:DIR ({str(err).splitlines()[0]})"
-        ) from None
+        if local.is_dir():
+            raise PlipbenchError(f"hf-clip:{location}: cannot load the directory {source}: "
+                                 f"{str(err).splitlines()[0]}") from None  # fmt: skip
+        raise missing_error(
+            f"hf-clip:{location}", f"hub model {location}" + (f"@{revision}" if revision else ""),
+            f"run `hf download {location}` once with network, or save it with CLIPModel/CLIPProcessor"
+            f".save_pretrained(DIR) and use hf-clip:DIR", err,
+        ) from None  # fmt: skip
     model.eval()
     limit = min(max_length, int(model.config.text_config.max_position_embeddings))
 
@@ -99,11 +105,13 @@ def build_hf_clip(
         }
         return _features(m.get_text_features(**enc))
 
-    sha = weights_sha256(local) if local.is_dir() else None
+    config_file = None if local.is_dir() else cached_hub_file(location, ("config.json",), revision)
+    snapshot = local if local.is_dir() else (config_file.parent if config_file is not None else None)
+    sha = weights_sha256(snapshot) if snapshot is not None and snapshot.is_dir() else None
     meta = BackboneMetadata(
         name=f"hf-clip:{location}", family="hf-clip", modalities=("image", "text"),
         embedding_dim=int(model.config.projection_dim), num_parameters=count_parameters(model),
-        source=source, revision=getattr(model.config, "_commit_hash", None), checkpoint_sha256=sha,
+        source=source if local.is_dir() else f"{source} ({snapshot})", revision=snapshot_revision(config_file) or getattr(model.config, "_commit_hash", None), checkpoint_sha256=sha,
         description="transformers CLIPModel, projected features",
     )  # fmt: skip
     transform = image_transform_from_processor(processor, int(model.config.vision_config.image_size))

@@ -15,7 +15,16 @@ One family, one ``layout`` per official release:
 Position embeddings: the releases were trained at 256x128 (a 16x8 grid). At another input size the
 patch grid is resampled the way each reference does (TransReID-SSL and PASS: bilinear; HAP: bicubic;
 ``align_corners=False``, no antialias), with the cls (and part) positions kept; the resampling is
-recorded in the metadata description. The ICS-stem variants of TransReID-SSL are refused by name.
+recorded in the metadata description.
+
+ICS stem (``vit-small-ics``, ``vit-base-ics``: TransReID-SSL's ``vit_small_ics_cfs_lup.pth`` /
+``vit_base_ics_cfs_lup.pth``): the 16x16 patch projection is replaced by an IBN convolution stem, conv 7x7
+stride 2 (3 -> 64, no bias), IBN (instance norm with affine on the first 32 channels, batch norm on the other
+32), ReLU, conv 3x3, IBN, ReLU, conv 3x3, BN, ReLU, then an 8x8 stride-8 projection to the width, so a
+256x128 input still gives the 16x8 grid. Keys ``patch_embed.conv.{0,1.IN,1.BN,3,4.IN,4.BN,6,7}.*`` and
+``patch_embed.proj.*``; the raw DINO teacher of these models is DDP-wrapped (``module.backbone.*``, because
+of the batch norms), which the ``dino`` layout strips. A file's stem says which variant it is: an ICS file
+for a plain model (or the reverse) is refused by name.
 """
 
 from __future__ import annotations
@@ -33,8 +42,14 @@ from plipbench.models.zoo.checkpoint import (
 )
 
 Layout = Literal["dino", "pass", "mae"]
-VARIANTS = {"vit-small": ("vit_small_patch16_224", 384), "vit-base": ("vit_base_patch16_224", 768)}
-WIDTH_NAMES = {width: name for name, (_, width) in VARIANTS.items()}
+VARIANTS = {
+    "vit-small": ("vit_small_patch16_224", 384),
+    "vit-base": ("vit_base_patch16_224", 768),
+    "vit-small-ics": ("vit_small_patch16_224", 384),
+    "vit-base-ics": ("vit_base_patch16_224", 768),
+}
+WIDTH_NAMES = {384: "vit-small", 768: "vit-base"}
+ICS_HIDDEN, ICS_STRIDE = 64, 2
 RESAMPLE = {"dino": "bilinear", "pass": "bilinear", "mae": "bicubic"}
 PREFIX_TOKENS = {"dino": 1, "pass": 4, "mae": 1}
 PATCH = 16
@@ -56,22 +71,71 @@ def _pass_tokens(state: dict[str, Any]) -> dict[str, Any]:
 
 CONVERSIONS = {
     "dino": Conversion("TransReID-SSL DINO", renames=[(r"backbone\.(.*)", r"\1")], drops=[r"head\..*"]),
-    "pass": Conversion("PASS", renames=[(r"backbone\.(.*)", r"\1")], drops=[r"head\..*"], transform=_pass_tokens),
+    "pass": Conversion(
+        "PASS", renames=[(r"backbone\.(.*)", r"\1")], drops=[r"head\..*"], transform=_pass_tokens
+    ),
     "mae": Conversion("HAP MAE", drops=[r"mask_token", r"decoder_.*"]),
 }
 
 
 def describe_vit(state: dict[str, Any]) -> str:
-    """What a ViT state dict is, by shape: ``vit-small`` / ``vit-base`` (or the width), ICS stem, PASS."""
-    if any(k.startswith("patch_embed.conv.") for k in state):
-        return "a TransReID-SSL ICS-stem ViT (convolution stem)"
+    """What a ViT state dict is, by shape: ``vit-small`` / ``vit-base`` (or the width), with an ICS stem or not."""
     weight = state.get("patch_embed.proj.weight")
     if weight is None:
         return "not a ViT (no patch_embed.proj.weight)"
     width = int(weight.shape[0])
     depth = len({k.split(".")[1] for k in state if k.startswith("blocks.")})
     name = WIDTH_NAMES.get(width, f"a ViT of width {width}")
+    if any(k.startswith("patch_embed.conv.") for k in state):
+        return f"{name}-ics/16 (width {width}, depth {depth}, TransReID-SSL ICS-stem)"
     return f"{name}/16 (width {width}, depth {depth})"
+
+
+def _ics_patch_embed() -> type:
+    """timm's ``PatchEmbed`` with TransReID-SSL's IBN convolution stem in front of an 8x8 projection."""
+    from timm.layers import PatchEmbed
+    from torch import nn
+
+    class IBN(nn.Module):
+        """Instance norm (affine) on the first half of the channels, batch norm on the rest."""
+
+        def __init__(self, channels: int) -> None:
+            super().__init__()
+            self.half = channels // 2
+            self.IN = nn.InstanceNorm2d(self.half, affine=True)  # noqa: N815 - the checkpoint's key names
+            self.BN = nn.BatchNorm2d(channels - self.half)  # noqa: N815
+
+        def forward(self, x: Any) -> Any:
+            import torch
+
+            first, second = torch.split(x, [self.half, x.shape[1] - self.half], dim=1)
+            return torch.cat([self.IN(first.contiguous()), self.BN(second.contiguous())], dim=1)
+
+    class ICSPatchEmbed(PatchEmbed):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            in_chans, embed_dim = kwargs.get("in_chans", 3), self.proj.out_channels
+            hidden, step = ICS_HIDDEN, self.patch_size[0] // ICS_STRIDE
+            self.conv = nn.Sequential(
+                nn.Conv2d(in_chans, hidden, kernel_size=7, stride=ICS_STRIDE, padding=3, bias=False),
+                IBN(hidden), nn.ReLU(inplace=True),
+                nn.Conv2d(hidden, hidden, kernel_size=3, stride=1, padding=1, bias=False),
+                IBN(hidden), nn.ReLU(inplace=True),
+                nn.Conv2d(hidden, hidden, kernel_size=3, stride=1, padding=1, bias=False),
+                nn.BatchNorm2d(hidden), nn.ReLU(inplace=True),
+            )  # fmt: skip
+            self.proj = nn.Conv2d(hidden, embed_dim, kernel_size=step, stride=step)
+
+        def forward(self, x: Any) -> Any:
+            height, width = x.shape[-2:]
+            if self.strict_img_size and (height, width) != tuple(self.img_size):
+                raise PlipbenchError(
+                    f"ICS-stem ViT built for {self.img_size}, got an input of {height}x{width}"
+                )
+            x = self.proj(self.conv(x))
+            return self.norm(x.flatten(2).transpose(1, 2))
+
+    return ICSPatchEmbed
 
 
 def convert_vit(obj: Any, path: str | Path, layout: Layout) -> tuple[dict[str, Any], list[str]]:
@@ -87,7 +151,9 @@ def resample_grid(pos_embed: Any, prefix: int, old: tuple[int, int], new: tuple[
 
     head, grid = pos_embed[:, :prefix], pos_embed[:, prefix:]
     if grid.shape[1] != old[0] * old[1]:
-        raise PlipbenchError(f"position embedding has {grid.shape[1]} patch positions, expected {old[0]}x{old[1]}")
+        raise PlipbenchError(
+            f"position embedding has {grid.shape[1]} patch positions, expected {old[0]}x{old[1]}"
+        )
     grid = grid.reshape(1, old[0], old[1], -1).permute(0, 3, 1, 2)
     grid = F.interpolate(grid, size=new, mode=mode, align_corners=False)
     return torch.cat([head, grid.permute(0, 2, 3, 1).reshape(1, new[0] * new[1], -1)], dim=1)
@@ -123,7 +189,13 @@ def build_person_vit(
         raise ConfigError(f"person-vit: image_size {image_size} is not a multiple of the patch size {PATCH}")
     grid = (height // PATCH, width // PATCH)
     timm_name, _ = VARIANTS[target]
-    extra = {"reg_tokens": 3} if layout == "pass" else {}
+    extra: dict[str, Any] = {"reg_tokens": 3} if layout == "pass" else {}
+    if target.endswith("-ics"):
+        if layout != "dino":
+            raise ConfigError(
+                f"person-vit:{target}: the ICS stem exists only in the dino layout (TransReID-SSL)"
+            )
+        extra["embed_layer"] = _ics_patch_embed()
     model = timm.create_model(
         timm_name, pretrained=False, img_size=(height, width), num_classes=0, global_pool="token", **extra
     )
@@ -138,7 +210,9 @@ def build_person_vit(
         tuple_grid = tuple(int(g) for g in checkpoint_grid)
         if "pos_embed" in state and tuple_grid != grid:
             mode = RESAMPLE[layout]
-            state["pos_embed"] = resample_grid(state["pos_embed"], PREFIX_TOKENS[layout], tuple_grid, grid, mode)
+            state["pos_embed"] = resample_grid(
+                state["pos_embed"], PREFIX_TOKENS[layout], tuple_grid, grid, mode
+            )
             notes.append(f"position embeddings resampled {tuple_grid[0]}x{tuple_grid[1]} -> {grid[0]}x{grid[1]} "
                          f"({mode}, cls{' and part' if layout == 'pass' else ''} positions kept)")  # fmt: skip
         load_converted(model, state, source=f"person-vit:{target} {path}")
@@ -158,7 +232,9 @@ def build_person_vit(
         num_parameters=count_parameters(model), source=str(path) if path else "random init",
         checkpoint_sha256=file_sha256(path) if path else None, description="; ".join(notes),
     )  # fmt: skip
-    transform = ImageTransform(size=(height, width), mean=tuple(mean), std=tuple(std), interpolation=interpolation)
+    transform = ImageTransform(
+        size=(height, width), mean=tuple(mean), std=tuple(std), interpolation=interpolation
+    )
     backbone = ModuleBackbone(model, meta, transform, image_fn=encode, device=device)
     backbone.dropped_keys = dropped
     return backbone
