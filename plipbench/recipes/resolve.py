@@ -144,8 +144,6 @@ def _check_parts(recipe: Recipe, backbone: BackboneProfile) -> None:
         raise ConfigError(
             f"{label}: position_embedding applies to ViT backbones, not to a {backbone.architecture}"
         )
-    if recipe.neck.kind != "bnneck" and recipe.test.feature in ("before-bn", "after-bn"):
-        raise ConfigError(f"{label}: test.feature {recipe.test.feature} needs neck.kind bnneck")
 
 
 def resolve_recipe(
@@ -206,3 +204,17 @@ def resolve_recipe(
         short_run=resolved.epochs < reference.epochs, paper_compatible=resolved.selection.split == "test",
         mean=mean, std=std, feature=feature, position_grid=grid, recipe=resolved,
     )  # fmt: skip
+
+
+def default_recipe(task: str, backbone: Any, *, architecture: Architecture | None = None) -> str:
+    """The reference recipe for ``task`` (``image-reid``, ``text-reid``, ``attributes``) and this kind of
+    backbone: the one shipped recipe of that task that fits its architecture (bot / transreid, plip-cmpmc
+    / irra, rethinking / solider-par)."""
+    profile = profile_backbone(backbone, architecture=architecture)
+    names = recipes_for(profile.architecture, task)
+    if len(names) != 1:
+        found = ", ".join(names) or "none"
+        raise ConfigError(
+            f"no single {task} recipe for a {profile.architecture} backbone ({found}); name one"
+        )
+    return names[0]

@@ -450,4 +450,6 @@ class Recipe(RecipePart):
             )
         if self.task == "text-reid" and "text" not in self.modalities:
             raise ValueError("a text-reid recipe needs modalities [image, text]")
+        if self.neck.kind != "bnneck" and self.test.feature in ("before-bn", "after-bn"):
+            raise ValueError(f"test.feature {self.test.feature} needs neck.kind bnneck")
         return self
