@@ -59,6 +59,34 @@ def infer_architecture(module: nn.Module) -> tuple[Architecture, int | None, boo
     )
 
 
+def build_without_weights(spec: str) -> Any:
+    """``create_backbone(spec)`` with ``pretrained=False`` where its family takes it (timm, torchreid, open_clip,
+    the zoo), as it is for ``random:``; a family that cannot be built without weights (plip, hf-clip) is
+    built only when its weights are already here: profiling never downloads anything."""
+    import inspect
+
+    from plipbench.models import baselines
+    from plipbench.models.registry import FAMILIES, create_backbone
+
+    baseline = None
+    if baselines.looks_like_baseline_file(spec) or baselines.find_baseline(spec) is not None:
+        baseline = baselines.load_baseline(spec)
+        family = baseline.family
+    else:
+        family = spec.partition(":")[0]
+    if family == "random":
+        return create_backbone(spec)
+    if family in FAMILIES and "pretrained" in inspect.signature(FAMILIES.get(family)).parameters:
+        return create_backbone(spec, pretrained=False)
+    if baseline is not None and baseline.weights is not None and not baseline.weights_present():
+        raise ConfigError(
+            f"{spec}: a {family} backbone cannot be built without its weights, which are not here; "
+            f"{baselines.weights_hint(baseline)}; or resolve for a spec of the same architecture"
+            + (" (random:plip-rn50 for the PLIP RN50 release)" if family == "plip" else "")
+        )
+    return create_backbone(spec)
+
+
 def profile_backbone(backbone: Any, *, architecture: Architecture | None = None) -> BackboneProfile:
     """The profile of ``backbone``: a :class:`BackboneProfile` (returned as is), a built
     :class:`~plipbench.models.backbone.Backbone`, or a spec string (built with ``pretrained=False``)."""
@@ -72,9 +100,7 @@ def profile_backbone(backbone: Any, *, architecture: Architecture | None = None)
         else getattr(backbone, "metadata", None) and backbone.metadata.name
     )
     if isinstance(backbone, str):
-        from plipbench.models.registry import create_backbone
-
-        backbone = create_backbone(backbone, pretrained=False)
+        backbone = build_without_weights(backbone)
     meta, transform = backbone.metadata, backbone.image_transform
     found, patch, attention_pool = infer_architecture(backbone.module)
     return BackboneProfile(

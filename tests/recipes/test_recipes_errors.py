@@ -116,3 +116,14 @@ def test_package_data_ships_every_recipe_file() -> None:
     ]
     files = [p.relative_to(root).as_posix() for p in SHIPPED_DIR.glob("*.yaml")]
     assert files and all(any(fnmatch.fnmatch(f, pat) for pat in patterns["plipbench"]) for f in files)
+
+
+def test_profiling_never_needs_weights(tmp_path: Path, monkeypatch) -> None:
+    from plipbench.recipes import profile_backbone
+
+    monkeypatch.setenv("PLIPBENCH_WEIGHTS", str(tmp_path))  # no weights anywhere
+    plip = profile_backbone("random:plip-mini")  # PLIP's ModifiedResNet + BERT, random init
+    assert (plip.architecture, plip.modalities, plip.attention_pool) == ("cnn", ("image", "text"), True)
+    with pytest.raises(ConfigError, match=r"cannot be built without its weights.*random:plip-rn50") as err:
+        profile_backbone("plip-rn50-official")
+    one_line(err)
