@@ -425,6 +425,9 @@ class Recipe(RecipePart):
     last_stride: Literal[1, 2] | None = Field(None, description="stride of the last CNN stage; null: not set")
     position_embedding: PositionEmbeddingSpec | None = None
     drop_path: float | None = Field(None, ge=0.0, lt=1.0)
+    backbone_args: dict[str, Any] = Field(
+        default_factory=dict, description="factory keywords the reference sets (SOLIDER's semantic_weight)"
+    )
     ema: EmaSpec | None = None
     grad_clip: GradClipSpec | None = None
     precision: Literal["fp32", "amp", "fp16-weights"] = Field(

@@ -330,9 +330,9 @@ def test_transreid_person_pretrained_and_swin_variants(pass_vit_b, swin_b, swin_
         (256, 128),
     )
     base = resolve_recipe("transreid", swin_b)
-    assert (
-        base.variants == ("swin",) and base.recipe.position_embedding is None and base.position_grid is None
-    )
+    assert base.variants == ("swin", "solider") and base.recipe.position_embedding is None
+    assert base.position_grid is None
+    assert base.recipe.backbone_args == {"semantic_weight": 0.2}  # SOLIDER-REID's semantic weight (§2.4)
     assert (base.recipe.optimizer.lr, base.recipe.warmup.epochs, base.recipe.input.size) == (
         2e-4,
         20,
@@ -340,17 +340,19 @@ def test_transreid_person_pretrained_and_swin_variants(pass_vit_b, swin_b, swin_
     )
     assert base.feature == "average pool of the last stage" and base.mean == HALF
     tiny = resolve_recipe("transreid", swin_t)
-    assert tiny.variants == ("swin", "swin-tiny") and tiny.recipe.optimizer.lr == 8e-4
+    assert tiny.variants == ("swin", "solider", "swin-tiny") and tiny.recipe.optimizer.lr == 8e-4
     clip = resolve_recipe("transreid", clip_vit_b)
     assert clip.recipe.optimizer.lr == 4e-4 and clip.mean == CLIP_MEAN
 
 
-def test_dataset_values(resnet50, vit_b) -> None:
+def test_dataset_and_solider_values(resnet50, vit_b, swin_b) -> None:
     # §4.1: EMA 0.9998 on PA-100K only; §4.2: SOLIDER-PAR PA-100K 256x128 with wd 0, PETAzs MultiStep [10, 15]
     assert resolve_recipe("rethinking", resnet50, dataset="pa100k").recipe.ema.decay == 0.9998
     assert resolve_recipe("rethinking", resnet50, dataset="peta").recipe.ema is None
     pa100k = resolve_recipe("solider-par", vit_b, dataset="pa100k").recipe
     assert pa100k.input.size == (256, 128) and pa100k.optimizer.weight_decay == 0.0
+    assert resolve_recipe("solider-par", swin_b).recipe.backbone_args == {"semantic_weight": 0.8}  # §4.2
+    assert resolve_recipe("solider-par", vit_b).recipe.backbone_args == {}
     peta = resolve_recipe("solider-par", vit_b, dataset="peta").recipe
     assert peta.schedule.kind == "multistep" and peta.schedule.milestones == (10, 15)
 
