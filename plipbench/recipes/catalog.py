@@ -87,7 +87,7 @@ def describe_errors(err: ValidationError) -> str:
         loc = tuple(e["loc"])
         where = ".".join(str(p) for p in loc) or "(top level)"
         if e["type"] == "extra_forbidden":
-            known = fields_at(Recipe, loc[:-1])
+            known = fields_at(Recipe, loc[:-1]) or []
             problems.append(f"unknown key {where!r} (known: {', '.join(known)})")
         else:
             got = f" (got {one_line(repr(e.get('input')), 80)})" if loc else ""
@@ -122,12 +122,16 @@ def _step(models: list[type[BaseModel]], key: Any) -> list[type[BaseModel]] | No
     return [m for field in found for m in _models_in(field.annotation)]
 
 
-def fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """The keys a recipe may have at ``loc`` (``("optimizer",)`` -> the optimizer's fields)."""
+def fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    """The keys a recipe may have at ``loc`` (``("optimizer",)`` -> the optimizer's fields); None inside a
+    free-form mapping (``backbone_args``), where any key goes."""
     models: list[type[BaseModel]] = [model]
     for key in loc:
         if isinstance(key, int):  # a list item: same models
             continue
+        field = models[0].model_fields.get(key) if len(models) == 1 and isinstance(key, str) else None
+        if field is not None and typing.get_origin(field.annotation) is dict:
+            return None
         nxt = _step(models, key)
         if not nxt:
             return []
@@ -149,8 +153,8 @@ def apply_dotted(tree: dict[str, Any], values: dict[str, Any], source: str) -> d
         for depth, part in enumerate(parts):
             known = fields_at(Recipe, tuple(_tags(out, parts[:depth])))
             if depth == 0:
-                known = [k for k in known if k not in FIXED_KEYS]
-            if part not in known:
+                known = [k for k in known or () if k not in FIXED_KEYS]
+            if known is not None and part not in known:
                 where = ".".join(parts[: depth + 1])
                 raise ConfigError(f"{source}: unknown recipe key {where!r} (known: {', '.join(known)})")
             if depth == len(parts) - 1:

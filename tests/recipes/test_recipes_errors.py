@@ -76,6 +76,10 @@ def test_override_errors(resnet50, vit_b) -> None:
     with pytest.raises(ConfigError) as err:
         resolve_recipe("bot", resnet50, {"optimizer.lrr": 1e-3})
     assert one_line(err).startswith("override: unknown recipe key 'optimizer.lrr' (known: betas, ")
+    # a free-form mapping takes any key: the factory keywords of the backbone
+    assert resolve_recipe("bot", resnet50, {"backbone_args.zero_init_last": False}).recipe.backbone_args == {
+        "zero_init_last": False
+    }
     with pytest.raises(ConfigError, match=r"unknown recipe key 'variants'"):
         resolve_recipe("bot", resnet50, {"variants": []})
     with pytest.raises(ConfigError, match="last_stride applies to CNN backbones, not to a vit") as err:
