@@ -23,6 +23,7 @@ from plipbench.commands import eval as eval_commands
 from plipbench.commands import leaderboard as leaderboard_commands
 from plipbench.commands import models as models_commands
 from plipbench.commands import pretrain as pretrain_commands
+from plipbench.commands import recipes as recipes_commands
 from plipbench.commands import tasks as tasks_commands
 from plipbench.errors import ONE_LINE_ERRNOS, PlipbenchError, one_line, os_error_line
 
@@ -44,6 +45,7 @@ app.command("leaderboard")(leaderboard_commands.leaderboard)
 app.command("eval")(eval_commands.eval_command)
 app.command("bench")(bench_commands.bench)
 app.add_typer(tasks_commands.app, name="tasks")
+app.add_typer(recipes_commands.app, name="recipes")
 
 
 def _version_callback(value: bool) -> None:

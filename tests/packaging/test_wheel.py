@@ -1,4 +1,5 @@
-"""The wheel ships the task registry and the baselines (plipbench/_data), and finds them without a checkout."""
+"""The wheel ships the task registry and the baselines (plipbench/_data) and the recipes, and finds them without a
+checkout."""
 
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ def test_wheel_contains_every_task_and_baseline(wheel: Path) -> None:
         expected = {f"plipbench/_data/{p.relative_to(REPO).as_posix()}" for p in (REPO / folder).rglob("*.yaml")}
         assert expected and expected <= names, sorted(expected - names)
     assert "plipbench/configs/pretrain/mini.yaml" in names and "plipbench/models/fetch.py" in names
+    recipes = {f"plipbench/recipes/data/{p.name}" for p in (REPO / "plipbench/recipes/data").glob("*.yaml")}
+    assert recipes and recipes <= names, sorted(recipes - names)
 
 
 @pytest.mark.slow
