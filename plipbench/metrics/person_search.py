@@ -117,6 +117,8 @@ def _float_array(name: str, values: Any, ndim: int) -> np.ndarray:
         raise MetricInputError(f"{name}: expected a {ndim}-D array, got shape {arr.shape}")
     if arr.dtype.kind != "f":
         arr = arr.astype(np.float64)
+    elif arr.dtype.itemsize < 4:  # float16: compute in float32
+        arr = arr.astype(np.float32)
     if not np.all(np.isfinite(arr)):
         raise MetricInputError(f"{name}: contains NaN or infinite values")
     return arr
@@ -201,7 +203,10 @@ class _PackedGallery:
         return np.arange(total, dtype=np.int64) + shift
 
 
-def _check_query_gallery(i: int, g: Any, n_images: int) -> tuple[np.ndarray, dict[int, np.ndarray], int, np.ndarray]:
+def _check_query_gallery(i: int, g: Any, n_images: int, position: np.ndarray
+                         ) -> tuple[np.ndarray, dict[int, np.ndarray], int, np.ndarray]:
+    """The query's images, targets, count_gt and negatives, checked (``position``: scratch space, one slot per
+    gallery image)."""
     if not isinstance(g, QueryGallery):
         raise MetricInputError(f"galleries[{i}]: expected a QueryGallery, got {type(g).__name__}")
 
@@ -216,13 +221,14 @@ def _check_query_gallery(i: int, g: Any, n_images: int) -> tuple[np.ndarray, dic
         return arr
 
     images = indices("images", g.images)
-    if len(np.unique(images)) != len(images):
+    position[:] = -1
+    position[images] = np.arange(len(images))
+    if len(images) and np.count_nonzero(position >= 0) != len(images):
         raise MetricInputError(f"galleries[{i}].images: an image is listed twice (each image is scored once)")
     negatives = indices("negatives_first", g.negatives_first)
-    listed = set(images.tolist())
     targets: dict[int, np.ndarray] = {}
     for key, boxes in dict(g.targets).items():
-        if int(key) not in listed:
+        if not isinstance(key, (int, np.integer)) or not 0 <= key < n_images or position[key] < 0:
             raise MetricInputError(f"galleries[{i}].targets: image {key} is not in the query's images")
         arr = _check_boxes(f"galleries[{i}].targets[{key}]", boxes, positive=True)
         if len(arr):
@@ -240,13 +246,12 @@ def _check_query_gallery(i: int, g: Any, n_images: int) -> tuple[np.ndarray, dic
 
 def _iou(boxes: np.ndarray, target: np.ndarray) -> np.ndarray:
     """IoU of each box with one target, areas without +1 (the reference's ``_compute_iou``)."""
-    w = np.clip(np.minimum(boxes[:, 2], target[2]) - np.maximum(boxes[:, 0], target[0]), 0, None)
-    h = np.clip(np.minimum(boxes[:, 3], target[3]) - np.maximum(boxes[:, 1], target[1]), 0, None)
+    w = np.maximum(np.minimum(boxes[:, 2], target[2]) - np.maximum(boxes[:, 0], target[0]), 0.0)
+    h = np.maximum(np.minimum(boxes[:, 3], target[3]) - np.maximum(boxes[:, 1], target[1]), 0.0)
     inter = w * h
     union = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
              + (target[2] - target[0]) * (target[3] - target[1]) - inter)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    return inter / np.maximum(union, np.finfo(np.float64).tiny)  # the target has area, so union > 0
 
 
 def adaptive_iou_threshold(w: Any, h: Any) -> Any:
@@ -292,14 +297,13 @@ def _top_rank(scores: np.ndarray, positive: np.ndarray) -> int:
     return int(np.count_nonzero(scores > best) + np.count_nonzero(scores[last + 1:] == best))
 
 
-def _segments(images: np.ndarray, packed: _PackedGallery) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
-    """Per query: the image of each of its boxes, each image's first box position, image -> its position."""
+def _segments(images: np.ndarray, packed: _PackedGallery) -> tuple[np.ndarray, np.ndarray]:
+    """Per query: the image of each of its boxes, and where each image's boxes start (and end) among them."""
     counts = np.diff(packed.offsets)[images]
-    starts = np.concatenate([[0], np.cumsum(counts)])
-    return np.repeat(images, counts), starts, {int(img): p for p, img in enumerate(images.tolist())}
+    return np.repeat(images, counts), np.concatenate([[0], np.cumsum(counts)])
 
 
-def _cbgm(sims: np.ndarray, box_image: np.ndarray, starts: np.ndarray, position: dict[int, int],
+def _cbgm(sims: np.ndarray, box_image: np.ndarray, starts: np.ndarray, position: np.ndarray,
           gallery_features: np.ndarray, box_index: np.ndarray, context: np.ndarray, k1: int, k2: int) -> None:
     """Re-score in place the images of the ``k1`` best boxes (SeqNet's CBGM)."""
     from scipy.optimize import linear_sum_assignment
@@ -354,6 +358,7 @@ def evaluate_person_search(query_features: Any, gallery: Sequence[Any], gallerie
         raise MetricInputError(f"det_thresh: expected a finite number, got {det_thresh!r}")
     ks = tuple(check_positive_int("topk", k) for k in topk)
     k1, k2 = check_positive_int("k1", k1), check_positive_int("k2", k2)
+    chunk_bytes = check_positive_int("chunk_bytes", chunk_bytes)
     packed = _PackedGallery(gallery, dim, float(det_thresh), confidence_weighted)
     if not hasattr(galleries, "__len__") or len(galleries) != n_query:
         raise MetricInputError(f"galleries: {len(galleries) if hasattr(galleries, '__len__') else 'no'} "
@@ -374,9 +379,11 @@ def evaluate_person_search(query_features: Any, gallery: Sequence[Any], gallerie
     recalls = np.full(n_query, np.nan)
     hits = np.zeros((n_query, len(ks)), dtype=bool)
     chunk = max(1, chunk_bytes // max(1, 8 * packed.n_boxes))
+    scratch = np.empty(packed.n_images, dtype=np.int64)
+    position = np.empty(packed.n_images, dtype=np.int64)  # image -> its place in the query's images
     for start in range(0, n_query, chunk):
         stop = min(n_query, start + chunk)
-        specs = [_check_query_gallery(i, galleries[i], packed.n_images) for i in range(start, stop)]
+        specs = [_check_query_gallery(i, galleries[i], packed.n_images, scratch) for i in range(start, stop)]
         main_idx = [packed.box_ranges(s[0]) for s in specs]
         neg_idx = [packed.box_ranges(s[3]) for s in specs]
         wanted = sum(len(a) + len(b) for a, b in zip(main_idx, neg_idx, strict=True))
@@ -389,7 +396,8 @@ def evaluate_person_search(query_features: Any, gallery: Sequence[Any], gallerie
                 sims, neg_sims = gf[main_idx[j]] @ qf[i], gf[neg_idx[j]] @ qf[i]
             if count_gt == 0:
                 continue
-            box_image, starts, position = _segments(images, packed)
+            box_image, starts = _segments(images, packed)
+            position[images] = np.arange(len(images))
             if contexts is not None:
                 _cbgm(sims, box_image, starts, position, gf, main_idx[j], contexts[i], k1, k2)
             ap, recall, rank = _score_query(sims, neg_sims, starts, position, main_idx[j], packed.boxes, targets,
@@ -427,7 +435,7 @@ def evaluate_person_search(query_features: Any, gallery: Sequence[Any], gallerie
     return out
 
 
-def _score_query(sims: np.ndarray, neg_sims: np.ndarray, starts: np.ndarray, position: dict[int, int],
+def _score_query(sims: np.ndarray, neg_sims: np.ndarray, starts: np.ndarray, position: np.ndarray,
                  box_index: np.ndarray, boxes: np.ndarray, targets: dict[int, np.ndarray], count_gt: int
                  ) -> tuple[float, float, int | None]:
     order = np.arange(len(sims))

@@ -458,3 +458,15 @@ def test_bad_dataset_arguments() -> None:
                            full_set_counting="glcnet")
     with pytest.raises(MetricInputError, match=r"protocol_targets\[0\]: entry 5 outside the 2"):
         evaluate_cuhk_sysu(np.ones((1, 1)), g, images, [{5: A}])
+
+
+def test_torch_and_float16_inputs_and_lazy_galleries() -> None:
+    torch = pytest.importorskip("torch")
+    gallery = [Detections.from_boxes(torch.tensor([A]), torch.tensor([[0.9]], dtype=torch.float16)),
+               Detections.from_boxes([B], col(0.95))]
+    r = evaluate_person_search(torch.ones(1, 1), gallery, [QueryGallery(np.arange(2), {0: [A]})])
+    assert r["mAP"] == pytest.approx(0.5) and r["top-5"] == 1.0
+    galleries = cuhk_sysu_galleries([np.array([1, 2]), np.array([2])], [{0: A}, {0: A}], num_gallery_images=3)
+    assert len(galleries) == 2 and galleries[-1].images.tolist() == [2] and len(galleries[0:2]) == 2
+    with pytest.raises(IndexError):
+        galleries[2]
