@@ -176,6 +176,8 @@ class _PackedGallery:
             raise MetricInputError(f"gallery[{i}]: expected Detections(boxes, scores, features) or a 3-tuple, got "
                                    f"{type(det).__name__}")
         boxes = _check_boxes(f"gallery[{i}].boxes", b)
+        if np.any((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])):
+            raise MetricInputError(f"gallery[{i}].boxes: a box has x2 < x1 or y2 < y1; expected [x1, y1, x2, y2]")
         n = len(boxes)
         scores = _float_array(f"gallery[{i}].scores", np.asarray(s).reshape(-1), 1)
         if len(scores) != n:

@@ -199,3 +199,15 @@ def test_prw_bad_files_name_the_file(tmp_path):
     scipy.io.savemat(root / "frame_test.mat", {"img_index": np.zeros(1)})
     with pytest.raises(DataError, match=r"frame_test.mat: missing field\(s\) img_index_test"):
         read_prw(root)
+
+
+def test_cuhk_sysu_labels_targets_after_an_empty_entry_and_counts_unmatched_boxes(tmp_path):
+    # SeqNet stops labelling a gallery at its first empty idlocate; every entry is read here
+    galleries = {50: [[("s5.jpg", ()), ("s2.jpg", (12, 22, 30, 60)), ("s4.jpg", (70, 5, 30, 61))],
+                      [("s4.jpg", (1, 1, 8, 16))]]}
+    ds = read_cuhk_sysu(make_cuhk_sysu(tmp_path, galleries=galleries), gallery_size=50)
+    by_name = {s.name: s.pids.tolist() for s in ds.gallery}
+    assert by_name["s2.jpg"] == [1, -1]
+    assert by_name["s4.jpg"] == [-1, 2]  # (70, 5, 30, 61) is no annotated box: not labelled, but counted
+    assert ds.options["unmatched_boxes"] == 1
+    assert {k: v.tolist() for k, v in ds.protocol.targets[0].items()} == {1: [12, 22, 42, 82], 2: [70, 5, 100, 66]}

@@ -422,6 +422,7 @@ def test_cbgm_matches_the_reference_loop() -> None:
     (lambda a: a.update(gallery=[Detections([A], [0.9, 0.8], col(1.0))]), r"gallery\[0\].scores: 2 scores for 1 boxes"),
     (lambda a: a.update(gallery=[Detections([[0, 0, 1]], [0.9], col(1.0))]), r"gallery\[0\].boxes: expected boxes of 4"),
     (lambda a: a.update(gallery=[Detections([A], [0.9], col(np.inf))]), r"gallery\[0\].features: contains NaN"),
+    (lambda a: a.update(gallery=[Detections([[10, 0, 5, 9]], [0.9], col(1.0))]), r"gallery\[0\].boxes: a box has x2 < x1"),
     (lambda a: a.update(gallery=["x"]), r"gallery\[0\]: expected Detections"),
     (lambda a: a.update(gallery=[]), "gallery: no gallery image"),
     (lambda a: a.update(galleries=[]), "galleries: 0 galleries for 1 queries"),
