@@ -8,6 +8,9 @@ disk must equal ``manifest["files"]``, the layout must match, every split must b
 identities must be disjoint where the layout promises it (ReID: train vs query / gallery; text: train
 vs val / test).
 
+A parsing copy also has every label map checked: present, decodable as an 8-bit single-channel (or palette)
+PNG, the size of its image, and holding only class ids of the label set or 255 (ignore).
+
 Every problem is collected (not just the first); per-file problems (missing, undecodable) are reported
 as one line per kind with the count and the first few files, and listed in full in
 :attr:`CheckReport.missing_images` / :attr:`CheckReport.unreadable_images`.
@@ -23,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plipbench.data.images import open_rgb
+from plipbench.data.images import open_label_map, open_rgb
 from plipbench.data.readers import get_reader, read_dataset
 from plipbench.data.readers.base import IMAGE_SUFFIXES, require_utf8
 from plipbench.data.records import PersonDataset
@@ -50,6 +53,27 @@ class CheckReport:
     missing_images: list[Path] = field(default_factory=list)
     unreadable_images: list[tuple[Path, str]] = field(default_factory=list)
     decoded: int = 0
+    bad_masks: list[tuple[Path, str]] = field(default_factory=list)  # parsing: missing or invalid label maps
+
+
+def mask_problem(image: Path, mask: Path, num_classes: int) -> str | None:
+    """``None`` when the label map ``mask`` of ``image`` is valid (see the module docstring), else why not."""
+    import numpy as np
+
+    if not os.path.isfile(mask):
+        return "label map missing"
+    try:
+        labels = open_label_map(mask)
+        with open_rgb(image) as img:
+            size = (img.height, img.width)
+    except DataError as err:
+        return err.problem
+    if labels.shape != size:
+        return f"label map is {labels.shape[1]}x{labels.shape[0]}, its image {size[1]}x{size[0]}"
+    bad = np.setdiff1d(np.unique(labels), [*range(num_classes), 255])
+    if bad.size:
+        return f"label value(s) {bad[:5].tolist()} outside 0..{num_classes - 1} and 255 (ignore)"
+    return None
 
 
 def decode_problem(path: Path) -> str | None:
@@ -215,6 +239,19 @@ def _check_images(dataset: PersonDataset, report: CheckReport, quick: bool) -> N
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(decode_problem, to_decode, chunksize=64))
     report.decoded = len(to_decode)
+    if dataset.class_names:
+        with_masks = [r for r in dataset.records if r.mask_path is not None]
+        if quick and len(with_masks) > QUICK_SAMPLE:
+            with_masks = random.Random(0).sample(with_masks, QUICK_SAMPLE)
+        c = len(dataset.class_names)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            why = list(pool.map(lambda r: mask_problem(r.image_path, r.mask_path, c), with_masks, chunksize=64))
+        report.bad_masks = [(r.mask_path, w) for r, w in zip(with_masks, why, strict=True) if w is not None]
+        if report.bad_masks:
+            first_path, first_why = report.bad_masks[0]
+            report.problems.append(
+                f"{len(report.bad_masks)} of {len(with_masks)} label maps invalid: "
+                f"{_examples([p for p, _ in report.bad_masks], dataset.root)} (first: {first_why})")
     report.unreadable_images = [(p, why) for p, why in zip(to_decode, results, strict=True) if why is not None]
     if report.unreadable_images:
         first_path, first_why = report.unreadable_images[0]

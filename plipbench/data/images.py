@@ -70,3 +70,26 @@ def open_rgb(path: str | Path, max_pixels: int = MAX_PIXELS) -> PILImage.Image:
         # PIL raises OSError (truncated, unidentified), ValueError ("Decompressed data too large" for a
         # PNG text-chunk bomb), SyntaxError or EOFError for broken files.
         raise DataError(path, f"cannot decode image ({type(err).__name__}: {err})") from None
+
+
+def open_label_map(path: str | Path, max_pixels: int = MAX_PIXELS):
+    """The label map at ``path`` (a parsing annotation: an 8-bit single-channel or palette PNG of class ids)
+    as an (H, W) uint8 array; a palette image gives its indices, as PIL reads LIP's maps. Same refusals as
+    :func:`open_rgb`, and a :class:`~plipbench.errors.DataError` for a map that is not 8-bit single-channel."""
+    import numpy as np
+
+    Image = _pil()
+    try:
+        with Image.open(path) as img:
+            too_big = size_problem(img.width, img.height, max_pixels)
+            if too_big:
+                raise DataError(path, too_big)
+            if img.mode not in ("L", "P"):
+                raise DataError(path, f"label map of mode {img.mode}; expected an 8-bit single-channel (L) or "
+                                      f"palette (P) PNG of class ids")
+            return np.asarray(img, dtype=np.uint8)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise DataError(path, f"image above plipbench's limit of {max_pixels / 1e6:g} megapixels, refused as a "
+                              f"decompression bomb (PIL: {err})") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as err:
+        raise DataError(path, f"cannot decode label map ({type(err).__name__}: {err})") from None

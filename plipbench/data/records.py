@@ -18,6 +18,8 @@ Conventions (shared by every reader):
   split into its phrases.
 * ``attributes`` is the binary (0/1) label vector in the order of
   :attr:`PersonDataset.attribute_names` (attribute datasets), else ``None``.
+* ``mask_path`` is the image's label map (human parsing datasets: an 8-bit PNG of class ids in the order of
+  :attr:`PersonDataset.class_names`, 255 = ignore), else ``None``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class PersonRecord:
     attributes: tuple[int, ...] | None = None
     prompt_captions: tuple[str, ...] = ()
     attribute_phrases: tuple[str, ...] = ()
+    mask_path: Path | None = None
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
@@ -55,6 +58,7 @@ class PersonDataset:
     records: list[PersonRecord]
     attribute_names: list[str] | None = None
     options: dict = field(default_factory=dict)  # reader options that change the content
+    class_names: list[str] | None = None  # human parsing: the label set of the masks
 
     def __len__(self) -> int:
         return len(self.records)

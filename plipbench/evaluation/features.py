@@ -219,6 +219,74 @@ class FeatureStore:
         return self._cached("image", self._image_key(records, flip), len(records),
                             lambda: self.encode_images_with(self.backbone, records, flip=flip))
 
+    def dense_features(self, records: Sequence[PersonRecord], *, size: Sequence[int], layers: Sequence[int],
+                       flip: bool = False) -> Any:
+        """``(N, C, h, w)`` float16 dense maps of the records' images (:func:`plipbench.models.dense.encode_image_dense`
+        at input ``size`` (H, W), stretched with the backbone's interpolation), in record order.
+
+        Cached on disk (``<cache>/dense``) and returned memory-mapped, so a large split never sits in memory; the key
+        is the image key of :meth:`image_features` plus the size, the layers and the dense code's hash. Without a
+        cache folder the maps are kept in memory. Not sharded under torchrun (every rank computes them).
+        """
+        import numpy as np
+
+        from plipbench.cache_entries import discard_corrupt, entry_lock
+        from plipbench.data.decoded import Resize, decoded_images, to_model_input
+        from plipbench.io import atomic_write
+        from plipbench.models.dense import code_hash, encode_image_dense
+
+        size = (int(size[0]), int(size[1]))
+        key = hashlib.sha256(f"{self._image_key(records, flip)}|dense|{size}|{list(layers)}|{code_hash()}".encode())
+        spec = self.backbone.image_transform
+        resize = Resize("torchvision", size, spec.interpolation, "stretch", 1.0)
+
+        def batches():
+            pixels = decoded_images(records, resize)
+            for start in range(0, len(pixels), self.batch_size):
+                batch = to_model_input(pixels[start:start + self.batch_size], spec.mean, spec.std)
+                maps = encode_image_dense(self.backbone, batch.flip(-1) if flip else batch, layers)
+                self.stats["images_encoded"] += len(batch)
+                yield maps.cpu().numpy().astype(np.float16)
+
+        if self.cache_dir is None:
+            return np.concatenate(list(batches()))
+        path = self.cache_dir / "dense" / f"{key.hexdigest()[:32]}.npy"
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+        def cached() -> Any:
+            if not path.is_file():
+                return None
+            try:
+                array = np.load(path, mmap_mode="r")
+                if array.ndim != 4 or array.shape[0] != len(records) or array.dtype != np.float16:
+                    raise ValueError(f"shape {array.shape} {array.dtype}, expected ({len(records)}, C, h, w) float16")
+            except Exception as err:  # truncated or foreign: recompute
+                discard_corrupt(path, f"{type(err).__name__}: {err}")
+                return None
+            return array
+
+        with entry_lock(path):
+            array = cached()
+            if array is not None:
+                self.stats["hits"] += 1
+                return array
+            self.stats["misses"] += 1
+            started = time.perf_counter()
+            stream = batches()
+            first = next(stream)
+            header = {"descr": "<f2", "fortran_order": False, "shape": (len(records), *first.shape[1:])}
+
+            def write(fh: Any) -> None:
+                np.lib.format.write_array_header_1_0(fh, header)
+                fh.write(np.ascontiguousarray(first).tobytes())
+                for maps in stream:
+                    fh.write(np.ascontiguousarray(maps).tobytes())
+
+            atomic_write(path, write)
+            self.stats["seconds"] += time.perf_counter() - started
+            self.stats["encode_seconds"] += time.perf_counter() - started
+            return np.load(path, mmap_mode="r")
+
     def text_features(self, captions: Sequence[str], *, task: str | None = None) -> torch.Tensor:
         """``(N, D)`` float32 features of the captions, in order (raises for image-only backbones)."""
         from plipbench.errors import PlipbenchError

@@ -171,7 +171,13 @@ def dataset_fingerprint(dataset: PersonDataset) -> str:
             rel = Path(r.image_path).relative_to(root).as_posix()
         except ValueError:
             rel = Path(r.image_path).as_posix()
-        h.update(f"{rel}|{r.pid}|{r.camid}|{r.split}|{'|'.join(r.captions)}|{r.attributes}\n".encode())
+        line = f"{rel}|{r.pid}|{r.camid}|{r.split}|{'|'.join(r.captions)}|{r.attributes}"
+        if r.mask_path is not None:  # parsing: the label map too (other records hash as before)
+            try:
+                line += "|" + Path(r.mask_path).relative_to(root).as_posix()
+            except ValueError:
+                line += "|" + Path(r.mask_path).as_posix()
+        h.update(f"{line}\n".encode())
     return h.hexdigest()
 
 
@@ -225,7 +231,7 @@ def build_task_data(task: TaskSpec, protocol: ProtocolSpec, datasets: DatasetCac
         attribute_names=target.attribute_names, target_fingerprint=target_fp, source_fingerprint=source_fp,
     )  # fmt: skip
     needed = {"image-reid": ("query_records", "gallery_records"), "text-reid": ("test_records",),
-              "attributes": ("test_records",)}[task.kind]
+              "attributes": ("test_records",), "parsing": ("train_records", "test_records")}[task.kind]
     for role in needed:
         if not getattr(data, role):
             raise DataError(target.root, f"task {task.name}: the {role.split('_')[0]} split is empty "
@@ -374,6 +380,15 @@ def _run_one(task: TaskSpec, protocol: ProtocolSpec, pname: str, seed: int, tag:
                                  done.scores.get(done.main_score), dict(done.scores), str(path), seed=tag)
         store = backbone.store()
         backbone = backbone.get()
+        if task.kind == "parsing":
+            from plipbench.models.dense import dense_support
+
+            why = dense_support(backbone)
+            if why is not None:
+                reason = f"backbone {display} has no dense feature maps ({why}); task {task.name} needs them"
+                if skip_missing:
+                    return RunRecord(display, task.name, pname, "skipped", reason=reason, seed=tag)
+                raise PlipbenchError(reason)
         before = dict(store.stats)
         pctx = ProtocolContext(
             backbone=backbone, task=task, protocol=protocol, data=data, features=store,

@@ -26,13 +26,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from plipbench.errors import ConfigError, DataError, validate_model, yaml_error_line
 
-TaskKind = Literal["text-reid", "image-reid", "attributes"]
-TaskFamily = Literal["text-reid", "image-reid", "attributes", "domain-generalization"]
+TaskKind = Literal["text-reid", "image-reid", "attributes", "parsing"]
+TaskFamily = Literal["text-reid", "image-reid", "attributes", "domain-generalization", "parsing"]
 
 BASE_PROTOCOLS: dict[str, tuple[str, ...]] = {
     "text-reid": ("zero-shot", "linear-probe", "fine-tune"),
     "image-reid": ("zero-shot", "fine-tune"),
     "attributes": ("linear-probe", "zero-shot", "fine-tune"),
+    "parsing": ("linear-probe",),
 }
 TASKS_ENV = "PLIPBENCH_TASKS"
 _VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
@@ -111,6 +112,7 @@ _METRIC_OPTIONS: dict[str, frozenset[str]] = {
     "text-reid": frozenset({"ks"}),
     "image-reid": frozenset({"metric", "ap", "max_rank"}),
     "attributes": frozenset({"threshold", "convention", "threshold_rule"}),
+    "parsing": frozenset({"ignore_index", "flip"}),
 }
 
 
@@ -118,6 +120,8 @@ def _reported_scores(kind: str, metric_options: dict[str, Any]) -> set[str] | No
     """The score keys a task of ``kind`` reports; None when an option is malformed (the protocol says how)."""
     if kind == "attributes":
         return {"mA", "Acc", "Prec", "Rec", "F1"}
+    if kind == "parsing":
+        return {"mIoU", "pixel_accuracy", "mean_accuracy"}
     if kind == "image-reid":
         max_rank = metric_options.get("max_rank", 50)
         if isinstance(max_rank, bool) or not isinstance(max_rank, int):

@@ -27,15 +27,12 @@ from typing import Any
 
 import numpy as np
 
+from plipbench.data.readers.parsing import LIP_CLASSES, LIP_FLIP_PAIRS
+from plipbench.data.readers.parsing import PASCAL_CLASSES as PASCAL_PERSON_PART_CLASSES
 from plipbench.metrics._checks import MetricInputError
 
-LIP_CLASSES = (
-    "Background", "Hat", "Hair", "Glove", "Sunglasses", "Upper-clothes", "Dress", "Coat", "Socks", "Pants",
-    "Jumpsuits", "Scarf", "Skirt", "Face", "Left-arm", "Right-arm", "Left-leg", "Right-leg", "Left-shoe",
-    "Right-shoe",
-)  # fmt: skip
-LIP_FLIP_PAIRS = ((14, 15), (16, 17), (18, 19))
-PASCAL_PERSON_PART_CLASSES = ("Background", "Head", "Torso", "Upper Arms", "Lower Arms", "Upper Legs", "Lower Legs")
+__all__ = ["LIP_CLASSES", "LIP_FLIP_PAIRS", "PASCAL_PERSON_PART_CLASSES", "ParsingConfusion", "evaluate_parsing",
+           "flip_permutation", "merge_flip"]
 IGNORE_INDEX = 255
 CHUNK_PIXELS = 1 << 22
 

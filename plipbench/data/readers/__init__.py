@@ -18,19 +18,19 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from plipbench.data.readers import attributes, cuhk03, msmt17, reid_market, text
+from plipbench.data.readers import attributes, cuhk03, msmt17, parsing, reid_market, text
 from plipbench.data.readers.base import ReaderInfo, search_root
 from plipbench.data.records import PersonDataset
 from plipbench.errors import ConfigError
 
 READERS: dict[str, ReaderInfo] = {
     info.name: info
-    for module in (reid_market, msmt17, cuhk03, text, attributes)
+    for module in (reid_market, msmt17, cuhk03, text, attributes, parsing)
     for info in module.INFOS
 }
 LAYOUT_NAMES: tuple[str, ...] = (
     "market1501", "dukemtmc", "msmt17", "cuhk03-np", "cuhk-pedes", "icfg-pedes", "rstpreid", "synth-pedes",
-    "pa100k", "peta", "rapv1", "rapv2",
+    "pa100k", "peta", "rapv1", "rapv2", "lip", "pascal-person-part", "cihp",
 )
 assert set(LAYOUT_NAMES) == set(READERS), "every layout needs a reader"
 

@@ -14,12 +14,22 @@ import numpy as np
 Fill = Callable[[np.ndarray, np.ndarray], np.ndarray] | np.ndarray
 
 
-class Canvas:
-    """Paint primitives on a float32 (H, W, 3) image; every primitive works inside its bounding box."""
+Label = tuple[int, int] | Callable[[np.ndarray, np.ndarray], np.ndarray] | None
 
-    def __init__(self, img: np.ndarray) -> None:
+
+class Canvas:
+    """Paint primitives on a float32 (H, W, 3) image; every primitive works inside its bounding box.
+
+    With ``labels`` (an (H, W, 2) uint8 array), every primitive also paints :attr:`label` where it paints
+    colour: a (LIP, PASCAL) pair, a callable of the pixel centres giving an (h, w, 2) array (a garment that
+    spans two body parts), or None to keep the labels under it (a decoration). Labels never change the image.
+    """
+
+    def __init__(self, img: np.ndarray, labels: np.ndarray | None = None) -> None:
         self.img = img
         self.h, self.w = img.shape[:2]
+        self.labels = labels
+        self.label: Label = None
 
     def _grid(self, x0: float, y0: float, x1: float, y1: float):
         ix0, iy0 = max(0, int(math.floor(x0))), max(0, int(math.floor(y0)))
@@ -36,6 +46,17 @@ class Canvas:
             sub[mask] = fill(np.broadcast_to(yy, mask.shape), np.broadcast_to(xx, mask.shape))[mask]
         else:
             sub[mask] = fill
+        if self.labels is not None and self.label is not None:
+            target = self.labels[sl]
+            if callable(self.label):
+                target[mask] = self.label(np.broadcast_to(yy, mask.shape), np.broadcast_to(xx, mask.shape))[mask]
+            else:
+                target[mask] = self.label
+
+    def clear_labels(self, sl) -> None:
+        """Background labels over a region painted directly on :attr:`img` (an occluder)."""
+        if self.labels is not None:
+            self.labels[sl] = 0
 
     def ellipse(self, cx, cy, rx, ry, fill: Fill, *, ymin=-1e9, ymax=1e9) -> None:
         g = self._grid(cx - rx, max(cy - ry, ymin), cx + rx, min(cy + ry, ymax))

@@ -34,7 +34,14 @@ import numpy as np
 from plipbench.data.staging import staging_dir, sweep_stale
 from plipbench.data.synth import captions as cap
 from plipbench.data.synth.identity import derive_rng, identity_for, pa100k_labels
-from plipbench.data.synth.presets import PRESETS, WRITABLE_LAYOUTS, SynthPreset, split_sizes
+from plipbench.data.synth.presets import (
+    PARSING_LAYOUTS,
+    PRESETS,
+    READER_LAYOUTS,
+    WRITABLE_LAYOUTS,
+    SynthPreset,
+    split_sizes,
+)
 from plipbench.data.synth.writers import (
     GENERATED_NAMES,
     ImageJob,
@@ -280,7 +287,15 @@ def _render_chunk(args: tuple) -> int:
             look = looks[j.camera]
         else:
             look = sample_look(rng, p.scenes, harsh=p.harsh)
-        arr = render_person(ident, j.view, rng, size, look=look, junk=j.junk)  # type: ignore[arg-type]
+        if j.mask_relpath:  # parsing: the exact part labels of the same drawing
+            arr, parts = render_person(ident, j.view, rng, size, look=look, junk=j.junk, parts=True)  # type: ignore[arg-type,misc]
+            mask = io.BytesIO()
+            Image.fromarray(np.ascontiguousarray(parts[..., j.mask_channel]), mode="L").save(mask, format="PNG")
+            mask_path = Path(root) / j.mask_relpath
+            mask_path.parent.mkdir(parents=True, exist_ok=True)
+            mask_path.write_bytes(mask.getvalue())
+        else:
+            arr = render_person(ident, j.view, rng, size, look=look, junk=j.junk)  # type: ignore[arg-type]
         buf = io.BytesIO()
         if j.relpath.endswith(".png"):
             Image.fromarray(arr).save(buf, format="PNG", optimize=False)
@@ -377,6 +392,8 @@ def _sidecar(jobs: list[ImageJob], seed: int) -> dict:
         }
         if j.junk:
             entry["junk"] = True
+        if j.mask_relpath:
+            entry["mask"] = j.mask_relpath
         if j.prompt is not None:
             entry["prompt_caption"] = j.prompt
             entry["prompt_phrase_spans"] = j.prompt_spans
@@ -437,7 +454,9 @@ def _write_copy(out: Path, p: SynthPreset, layout: str, n: int, k: int, size: tu
                 arguments: dict, workers: int | None, progress: bool) -> dict:
     """Write the whole copy into ``out`` (created if needed), the manifest last; returns the manifest."""
     from plipbench import __version__
+    from plipbench.data.readers.parsing import LIP_CLASSES, PASCAL_CLASSES
     from plipbench.data.records import PersonDataset
+    from plipbench.data.synth.parts import CONVENTIONS
     from plipbench.data.synth.vocab import PA100K_ATTRIBUTES
     from plipbench.io import atomic_write_json
 
@@ -446,15 +465,20 @@ def _write_copy(out: Path, p: SynthPreset, layout: str, n: int, k: int, size: tu
     render_jobs(out, jobs, size, seed, p.name, workers=workers, progress=progress)
     write_annotations(out, jobs, layout)
     atomic_write_json(out / SIDECAR, _sidecar(jobs, seed), indent=None)
+    reader_layout = READER_LAYOUTS.get(layout, layout)
+    parsing = layout in PARSING_LAYOUTS
     dataset = PersonDataset(
-        name=p.name, layout=layout, root=out, records=to_records(out, jobs, layout),
+        name=p.name, layout=reader_layout, root=out, records=to_records(out, jobs, layout),
         attribute_names=list(PA100K_ATTRIBUTES) if layout == "pa100k" else None,
+        class_names=(list(PASCAL_CLASSES) if layout == "pascal-person-part" else list(LIP_CLASSES)) if parsing
+        else None,
     )  # fmt: skip
     manifest = {
         "generator": "plipbench",
         "plipbench_version": __version__,
         "preset": p.name,
-        "layout": layout,
+        "layout": reader_layout,
+        **({"written_as": layout} if reader_layout != layout else {}),
         "seed": int(seed),
         "identities": n,
         "images_per_id": k,
@@ -462,8 +486,11 @@ def _write_copy(out: Path, p: SynthPreset, layout: str, n: int, k: int, size: tu
         "arguments": arguments,
         "config_hash": config_hash(arguments),
         "splits": dataset.summary(),
-        "files": len(jobs),
+        "files": len(jobs) * (2 if parsing else 1),  # image files on disk (parsing: the PNG label maps too)
         "sidecar": SIDECAR,
     }
+    if parsing:
+        manifest["classes"] = dataset.class_names
+        manifest["part_labels"] = dict(CONVENTIONS)
     atomic_write_json(out / MANIFEST, manifest)
     return manifest

@@ -17,7 +17,7 @@ class SynthPreset:
     """A typed description of one synthetic dataset preset."""
 
     name: str
-    task: str  # "pretrain" | "text-reid" | "image-reid" | "attributes"
+    task: str  # "pretrain" | "text-reid" | "image-reid" | "attributes" | "parsing"
     description: str
     layout: str  # default on-disk layout
     layouts: tuple[str, ...]  # every layout this preset can be written in
@@ -128,12 +128,28 @@ PRESETS: dict[str, SynthPreset] = {
             scenes=SCENES,
             views=(0.4, 0.2, 0.4),
         ),
+        SynthPreset(
+            name="synth-lip",
+            task="parsing",
+            description="LIP-like human parsing: 1,200 train / 400 val images of distinct people with exact part "
+                        "masks (20 LIP classes; PASCAL-Person-Part's 7 derived from the same drawing)",
+            layout="lip",
+            layouts=("lip", "lip-schp", "pascal-person-part", "cihp"),
+            identities=1600,
+            images_per_id=1,
+            splits=(("train", 0.75), ("val", 0.25)),
+            cameras=0,
+            scenes=SCENES,
+        ),
     )
 }
 
 TEXT_LAYOUTS = ("synth-pedes", "cuhk-pedes", "icfg-pedes", "rstpreid")
 WRITABLE_LAYOUTS = ("synth-pedes", "cuhk-pedes", "icfg-pedes", "rstpreid", "market1501", "dukemtmc", "msmt17",
-                    "cuhk03-np", "pa100k")
+                    "cuhk03-np", "pa100k", "lip", "lip-schp", "pascal-person-part", "cihp")
+# a writer layout that is a variant of a reader layout (the reader finds the variant)
+READER_LAYOUTS = {"lip-schp": "lip"}
+PARSING_LAYOUTS = ("lip", "lip-schp", "pascal-person-part", "cihp")
 
 
 def split_sizes(total: int, splits: tuple[tuple[str, float], ...]) -> list[tuple[str, int]]:

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from plipbench.data.synth import parts as P
 from plipbench.data.synth.canvas import Canvas, garment_pattern
 from plipbench.data.synth.identity import Identity
 from plipbench.data.synth.scenes import CameraLook, camera_effects, render_background, sample_look
@@ -34,8 +35,12 @@ def render_person(
     *,
     look: CameraLook | None = None,
     junk: bool = False,
-) -> np.ndarray:
+    parts: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Render ``identity`` seen from ``view`` ("front" | "side" | "back") as an (H, W, 3) uint8 image.
+
+    ``parts=True`` also returns the (H, W, 2) uint8 part map: LIP labels, PASCAL-Person-Part labels
+    (:mod:`plipbench.data.synth.parts`). The image is the same either way.
 
     ``rng`` drives everything that varies between images (walking phase, scale and crop jitter,
     occlusion, blur, noise); ``look`` is the camera (scene, lighting, colour cast), drawn from
@@ -44,7 +49,8 @@ def render_person(
     h, w = size
     look = look if look is not None else sample_look(rng)
     img = render_background(look, rng, h, w)
-    cv = Canvas(img)
+    labels = np.zeros((h, w, 2), dtype=np.uint8) if parts else None
+    cv = Canvas(img, labels)
     i = identity
     child = i.age == "child"
     scale = float(rng.uniform(0.82, 0.95)) * _HEIGHT_S[i.height] * (0.97 if child else 1.0)
@@ -105,21 +111,40 @@ def render_person(
         legs.append((hx, hip, kx, ky, axx, ay, 0.8 if (side and k == 0) else 1.0))
 
     bare_legs = i.lower_type in ("skirt", "dress", "shorts")
-    for hx, hy, kx, ky, axx, ay, shade in legs:
+
+    def leg_skin(k: int) -> int:
+        return P.LEFT_LEG if P.limb_side(view, k, d) == "left" else P.RIGHT_LEG
+
+    def shoe_label(k: int) -> int:
+        return P.LEFT_SHOE if P.limb_side(view, k, d) == "left" else P.RIGHT_SHOE
+
+    def arm_skin(k: int) -> int:
+        return P.LEFT_ARM if P.limb_side(view, k, d) == "left" else P.RIGHT_ARM
+
+    for k, (hx, hy, kx, ky, axx, ay, shade) in enumerate(legs):
         leg = skin * shade if bare_legs else (lower_fill if shade == 1.0 else lo1 * shade)
+        leg_part = leg_skin(k) if bare_legs else P.PANTS
+        cv.label = (leg_part, P.P_UPPER_LEG)
         cv.limb(hx, hy, kx, ky, lr, lr * 0.85, leg)
+        cv.label = (leg_part, P.P_LOWER_LEG)
         cv.limb(kx, ky, axx, ay, lr * 0.85, lr * 0.65, leg)
         if i.lower_type == "shorts":
+            cv.label = (P.PANTS, P.P_UPPER_LEG)
             cv.limb(hx, hy, hx + (kx - hx) * 0.7, hy + (ky - hy) * 0.7, lr * 1.05, lr * 0.95, lo1 * shade)
         if i.lower_pattern == "stripe" and not bare_legs and not side:
             off = (1 if hx > cx else -1) * lr * 0.7
+            cv.label = P.KEEP
             cv.limb(hx + off, hy, axx + off * 0.8, ay, 0.3 * lr, 0.3 * lr, lo2)
         if i.shoes_type == "boots":
+            cv.label = (shoe_label(k), P.P_LOWER_LEG)
             cv.limb(kx + (axx - kx) * 0.5, ky + (ay - ky) * 0.5, axx, ay, lr * 0.8, lr * 0.75, shoe * shade)
         if i.shoes_type == "sandals":
+            cv.label = (leg_skin(k), P.P_LOWER_LEG)
             cv.ellipse(axx + (0.02 * u * d if side else 0), ay + 0.02 * u, 0.035 * u, 0.018 * u, skin * shade)
+            cv.label = (shoe_label(k), P.P_LOWER_LEG)
             cv.limb(axx - 0.02 * u, ay + 0.015 * u, axx + 0.02 * u, ay + 0.015 * u, 1.0, 1.0, shoe * shade)
         else:
+            cv.label = (shoe_label(k), P.P_LOWER_LEG)
             cv.ellipse(
                 axx + (0.02 * u * d if side else 0),
                 ay + 0.02 * u,
@@ -128,22 +153,26 @@ def render_person(
                 shoe * shade,
             )
     if i.lower_type in ("trousers", "jeans", "shorts"):  # seat / crotch block
+        cv.label = (P.PANTS, P.P_UPPER_LEG)
         cv.trapezoid(hip - 0.02 * u, hip + 0.06 * u, cx - hw, cx + hw, cx - hw, cx + hw, lower_fill)
     if i.lower_type in ("skirt", "dress"):
         hem = hip + (0.2 if i.lower_type == "skirt" else 0.22) * u
         flare = 0.05 * u
         fill = lower_fill if i.lower_type == "skirt" else upper_fill
+        cv.label = (P.SKIRT if i.lower_type == "skirt" else P.DRESS, P.P_UPPER_LEG)
         cv.trapezoid(hip - 0.03 * u, hem, cx - hw, cx + hw, cx - hw - flare, cx + hw + flare, fill)
 
     # belongings behind the body (side view backpack), long hair behind shoulders (front view)
     if i.bag == "backpack" and side:
         bx = cx - d * (sw + 0.06 * u)
+        cv.label = (P.BG, P.BG)
         cv.trapezoid(
             sy + 0.02 * u, hip - 0.02 * u, bx - 0.05 * u, bx + 0.05 * u, bx - 0.05 * u, bx + 0.05 * u, bag
         )
     long_hair = i.hair_style in ("long", "medium") and i.headwear != "beanie"
     if long_hair and view == "front":
         drop = (0.13 if i.hair_style == "long" else 0.06) * u
+        cv.label = (P.HAIR, P.P_HEAD)
         cv.trapezoid(
             head_cy,
             sy + drop,
@@ -178,28 +207,43 @@ def render_person(
 
     sleeve_upper = i.upper_sleeves in ("short", "long")
     sleeve_lower = i.upper_sleeves == "long"
+    garment = P.COAT if i.upper_type in ("jacket", "coat") else P.DRESS if i.lower_type == "dress" else P.UPPER
 
     def draw_arm(arm) -> None:
         shx, shy, ex, ey, hx2, hy2, shade = arm
+        k = 0 if arm is arms[0] else 1
+        cv.label = (garment if sleeve_upper else arm_skin(k), P.P_UPPER_ARM)
         cv.limb(shx, shy, ex, ey, ar, ar * 0.9, (up1 if sleeve_upper else skin) * shade)
+        cv.label = (garment if sleeve_lower else arm_skin(k), P.P_LOWER_ARM)
         cv.limb(ex, ey, hx2, hy2, ar * 0.9, ar * 0.75, (up1 if sleeve_lower else skin) * shade)
         if i.upper_sleeves == "short":
+            cv.label = (garment, P.P_UPPER_ARM)
             cv.limb(shx, shy, shx + (ex - shx) * 0.5, shy + (ey - shy) * 0.5, ar * 1.05, ar, up1 * shade)
+        cv.label = (arm_skin(k), P.P_LOWER_ARM)
         cv.ellipse(hx2, hy2, ar * 0.9, ar, skin * shade)
 
     if side:
         draw_arm(arms[0])
     # neck and torso
+    cv.label = (P.FACE, P.P_HEAD)
     cv.limb(head_cx, head_cy + hry * 0.5, cx, sy + 0.01 * u, 0.025 * u, 0.028 * u, skin)
     coat = i.upper_type == "coat"
     waist_y = (knee + 0.02 * u) if coat else (hip + 0.03 * u)
     waist_w = (hw * 1.2) if coat else hw * 0.95
-    if i.upper_type == "tank top":
+    if i.upper_type == "tank top":  # bare shoulders: arm skin, the image's left and right arm
+        image_left, image_right = (arm_skin(1), arm_skin(1)) if side else (arm_skin(0), arm_skin(1))
+        cv.label = lambda yy, xx: np.where(
+            (xx < cx)[..., None], np.uint8([image_left, P.P_TORSO]), np.uint8([image_right, P.P_TORSO])
+        )
         cv.ellipse(cx, sy + 0.02 * u, sw, 0.035 * u, skin)
         top_w = sw * 0.65
     else:
         top_w = sw
+    cv.label = lambda yy, xx: np.where(
+        (yy <= hip + 0.03 * u)[..., None], np.uint8([garment, P.P_TORSO]), np.uint8([garment, P.P_UPPER_LEG])
+    )  # a coat below the hip covers the upper legs
     cv.trapezoid(sy, waist_y, cx - top_w, cx + top_w, cx - waist_w, cx + waist_w, upper_fill)
+    cv.label = P.KEEP  # zip line and logo: decorations of the garment
     if i.upper_type in ("jacket", "coat") and view == "front":  # open front showing a zip line
         cv.limb(cx, sy + 0.02 * u, cx, waist_y, 0.006 * u + 0.4, 0.006 * u + 0.4, up1 * 0.55)
     if i.upper_pattern == "logo" and view != "back":
@@ -207,7 +251,8 @@ def render_person(
         cv.ellipse(lx, sy + 0.11 * u, 0.045 * u * (0.6 if side else 1.0), 0.04 * u, up2)
         cv.ellipse(lx, sy + 0.11 * u, 0.018 * u * (0.6 if side else 1.0), 0.016 * u, up1)
 
-    # bags on the body
+    # bags on the body: background, as in LIP
+    cv.label = (P.BG, P.BG)
     if i.bag == "backpack":
         if view == "back":
             cv.trapezoid(
@@ -262,6 +307,7 @@ def render_person(
         draw_arm(arms[0])
         draw_arm(arms[1])
     if i.bag == "handbag":
+        cv.label = (P.BG, P.BG)
         shx, shy, ex, ey, hx2, hy2, _ = arms[1]
         if holding and not side:
             hx2, hy2 = cx + sw + ar, sy + 0.33 * u
@@ -283,14 +329,17 @@ def render_person(
         if not side:
             draw_arm(arms[0])
             draw_arm(arms[1])
+        cv.label = (P.BG, P.BG)
         cv.trapezoid(oy - oh / 2, oy + oh / 2, ox - ow, ox + ow, ox - ow, ox + ow, _rgb(i.held_colour))
 
     # head, hair, glasses, headwear
     bald = i.hair_style == "bald"
     if view == "back":
+        cv.label = (P.FACE if bald else P.HAIR, P.P_HEAD)
         cv.ellipse(head_cx, head_cy, hrx, hry, skin if bald else hair)
         if long_hair:
             drop = (0.14 if i.hair_style == "long" else 0.06) * u
+            cv.label = (P.HAIR, P.P_HEAD)
             cv.trapezoid(
                 head_cy,
                 sy + drop,
@@ -302,9 +351,11 @@ def render_person(
             )
     else:
         if not bald:
+            cv.label = (P.HAIR, P.P_HEAD)
             cv.ellipse(
                 head_cx - (0.012 * u * d if side else 0), head_cy - 0.006 * u, hrx * 1.08, hry * 1.05, hair
             )
+        cv.label = (P.FACE, P.P_HEAD)
         cv.ellipse(
             head_cx + (0.006 * u * d if side else 0),
             head_cy + (0.012 * u if not bald else 0),
@@ -314,14 +365,18 @@ def render_person(
         )
         if side:
             if not bald:
+                cv.label = (P.HAIR, P.P_HEAD)
                 cv.ellipse(head_cx - 0.02 * u * d, head_cy, hrx * 0.6, hry * 0.75, hair)
+            cv.label = (P.FACE, P.P_HEAD)
             cv.ellipse(head_cx + hrx * 0.85 * d, head_cy + 0.01 * u, 0.01 * u, 0.012 * u, skin)  # nose
         eye_y = head_cy + 0.008 * u
+        cv.label = P.KEEP  # eyes, and glasses that are not sunglasses, are part of the face
         eyes = [head_cx + hrx * 0.5 * d] if side else [head_cx - hrx * 0.38, head_cx + hrx * 0.38]
         for ex_ in eyes:
             cv.ellipse(ex_, eye_y, max(0.6, 0.008 * u), max(0.6, 0.008 * u), np.float32([30, 25, 25]))
         if i.glasses != "none":
             dark = i.glasses == "sunglasses"
+            cv.label = (P.SUNGLASSES, P.P_HEAD) if dark else P.KEEP
             gx0, gx1 = (
                 (head_cx, head_cx + hrx * 0.9 * d) if side else (head_cx - hrx * 0.75, head_cx + hrx * 0.75)
             )
@@ -339,10 +394,12 @@ def render_person(
                     cv.ellipse(ex_, eye_y, 0.016 * u, 0.013 * u, np.float32([20, 20, 25]))
     if i.hair_style == "ponytail" and view != "front" and i.headwear != "beanie":
         px = head_cx - (hrx * 1.1 * d if side else 0)
+        cv.label = (P.HAIR, P.P_HEAD)
         cv.limb(
             px, head_cy, px - (0.02 * u * d if side else 0), head_cy + 0.12 * u, 0.018 * u, 0.012 * u, hair
         )
     hat = _rgb(i.headwear_colour)
+    cv.label = (P.HAT, P.P_HEAD)
     if i.headwear == "cap":
         cv.ellipse(head_cx, head_cy - hry * 0.1, hrx * 1.08, hry * 0.95, hat, ymax=head_cy - hry * 0.2)
         if view == "front":
@@ -364,4 +421,5 @@ def render_person(
         cv.ellipse(head_cx, head_cy - hry * 0.45, hrx * 1.0, hry * 0.6, hat, ymax=head_cy - hry * 0.3)
 
     camera_effects(img, look, rng, cv)
-    return np.clip(img, 0, 255).astype(np.uint8)
+    out = np.clip(img, 0, 255).astype(np.uint8)
+    return (out, labels) if parts else out

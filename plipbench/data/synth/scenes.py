@@ -115,16 +115,21 @@ def render_background(look: CameraLook, rng: np.random.Generator, h: int, w: int
 def camera_effects(img: np.ndarray, look: CameraLook, rng: np.random.Generator, cv: Canvas) -> None:
     """Occlusion, lighting and colour cast, blur and sensor noise (in place)."""
     h, w = img.shape[:2]
-    if rng.random() < look.occlusion:
+    if rng.random() < look.occlusion:  # occluders are background in the part labels
         kind = int(rng.integers(3))
         col = rng.integers(30, 220, size=3).astype(np.float32)
         if kind == 0:  # something low in front (bench, car, railing): bottom 15-30 %
-            img[int(h * rng.uniform(0.7, 0.85)) :] = col
+            region = (slice(int(h * rng.uniform(0.7, 0.85)), None), slice(None))
+            img[region] = col
+            cv.clear_labels(region)
         elif kind == 1:  # a pole
             x0 = int(rng.uniform(0.05, 0.75) * w)
-            img[:, x0 : x0 + max(2, int(w * rng.uniform(0.08, 0.16)))] = col
+            region = (slice(None), slice(x0, x0 + max(2, int(w * rng.uniform(0.08, 0.16)))))
+            img[region] = col
+            cv.clear_labels(region)
         else:  # a passer-by cut by the frame edge
             x = 0.0 if rng.random() < 0.5 else float(w)
+            cv.label = (0, 0)
             cv.ellipse(x, h * 0.55, w * rng.uniform(0.15, 0.25), h * 0.45, col)
     gain = look.brightness * float(rng.uniform(0.9, 1.1)) * np.asarray(look.cast, dtype=np.float32)
     img *= gain

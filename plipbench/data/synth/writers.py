@@ -45,6 +45,8 @@ MSMT17_LISTS = {"train": "list_train.txt", "val": "list_val.txt", "query": "list
 GENERATED_NAMES = (
     "bounding_box_train", "bounding_box_test", "query", "imgs", "data", "labeled", "train", "test",
     *ANNOTATION_FILES.values(), *MSMT17_LISTS.values(),
+    "TrainVal_images", "TrainVal_parsing_annotations", "train_images", "val_images", "train_segmentations",
+    "val_segmentations", "train_id.txt", "val_id.txt", "Training", "Validation",
     "plipbench_synth_manifest.json", "plipbench_synth_annotations.json", "preview.png",
 )  # fmt: skip
 
@@ -70,6 +72,8 @@ class ImageJob:
     prompt_spans: list[list] | None = None
     attribute_string: str = ""
     labels: list[int] = field(default_factory=list)
+    mask_relpath: str = ""  # parsing layouts: the label map (set by assign_paths)
+    mask_channel: int = 0  # 0: LIP labels, 1: PASCAL-Person-Part labels
 
 
 def assign_paths(jobs: list[ImageJob], layout: str, *, suffix: str = ".jpg") -> None:
@@ -114,6 +118,8 @@ def assign_paths(jobs: list[ImageJob], layout: str, *, suffix: str = ".jpg") -> 
         for j in jobs:
             j.pid = j.ordinal + 1
             j.relpath = f"Part{1 + j.ordinal // 1000}/{j.pid}/{j.k + 1}{suffix}"
+    elif layout in ("lip", "lip-schp", "pascal-person-part", "cihp"):
+        _assign_parsing(jobs, layout, suffix)
     elif layout == "pa100k":
         order = {"train": 0, "val": 1, "test": 2}
         ranked = sorted(range(len(jobs)), key=lambda n: (order[jobs[n].split], n))
@@ -123,6 +129,32 @@ def assign_paths(jobs: list[ImageJob], layout: str, *, suffix: str = ".jpg") -> 
         jobs.sort(key=lambda j: j.pid)
     else:  # pragma: no cover - guarded by generate()
         raise ValueError(layout)
+
+
+PARSING_FOLDERS = {  # layout -> split -> (image folder, label folder, id file)
+    "lip": {s: (f"TrainVal_images/{s}_images", f"TrainVal_parsing_annotations/{s}_segmentations",
+                f"TrainVal_images/{s}_id.txt") for s in ("train", "val")},
+    "lip-schp": {s: (f"{s}_images", f"{s}_segmentations", f"{s}_id.txt") for s in ("train", "val")},
+    "pascal-person-part": {s: (f"{s}_images", f"{s}_segmentations", f"{s}_id.txt") for s in ("train", "val")},
+    "cihp": {s: (f"{f}/Images", f"{f}/Category_ids", f"{f}/{s}_id.txt")
+             for s, f in (("train", "Training"), ("val", "Validation"))},
+}
+
+
+def _parsing_id(job: ImageJob) -> str:
+    return f"{job.pid:06d}"
+
+
+def _assign_parsing(jobs: list[ImageJob], layout: str, suffix: str) -> None:
+    """Human parsing: ids 0-based over train then val (file order), an image and a PNG label map each."""
+    order = {"train": 0, "val": 1}
+    jobs.sort(key=lambda j: (order[j.split], j.ordinal, j.k))
+    for pos, j in enumerate(jobs):
+        j.pid = pos
+        images, masks, _ = PARSING_FOLDERS[layout][j.split]
+        j.relpath = f"{images}/{_parsing_id(j)}{suffix}"
+        j.mask_relpath = f"{masks}/{_parsing_id(j)}.png"
+        j.mask_channel = 1 if layout == "pascal-person-part" else 0
 
 
 def _assign_msmt17(jobs: list[ImageJob], suffix: str) -> None:
@@ -199,6 +231,11 @@ def write_annotations(root: Path, jobs: list[ImageJob], layout: str) -> None:
         for list_name, data in _msmt17_lists(jobs).items():
             atomic_write_bytes(root / list_name, data)
         return
+    if layout in PARSING_FOLDERS:
+        for split, (_, _, id_file) in PARSING_FOLDERS[layout].items():
+            ids = "".join(f"{_parsing_id(j)}\n" for j in jobs if j.split == split)
+            atomic_write_bytes(root / id_file, ids.encode("utf-8"))
+        return
     name = ANNOTATION_FILES.get(layout)
     if name is None:
         return
@@ -219,6 +256,8 @@ def to_records(root: Path, jobs: list[ImageJob], layout: str) -> list[PersonReco
             recs.append(PersonRecord(path, j.pid, j.camera, j.split))
         elif layout == "pa100k":
             recs.append(PersonRecord(path, j.pid, -1, j.split, attributes=tuple(j.labels)))
+        elif layout in PARSING_FOLDERS:
+            recs.append(PersonRecord(path, j.pid, -1, j.split, mask_path=root / j.mask_relpath))
         elif layout == "synth-pedes":
             recs.append(
                 PersonRecord(path, j.pid, -1, "train", tuple(j.captions), prompt_captions=(j.prompt or "",),

@@ -19,6 +19,7 @@ PROTOCOLS: dict[tuple[str, str], str] = {
     ("attributes", "linear-probe"): "plipbench.evaluation.protocols.attributes:linear_probe",
     ("attributes", "zero-shot"): "plipbench.evaluation.protocols.attributes:zero_shot",
     ("attributes", "fine-tune"): "plipbench.evaluation.protocols.attributes:fine_tune",
+    ("parsing", "linear-probe"): "plipbench.evaluation.protocols.parsing:linear_probe",
 }
 
 

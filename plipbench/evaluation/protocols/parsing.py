@@ -1,0 +1,174 @@
+"""Human parsing protocols (task kind ``parsing``): a linear probe on a frozen backbone's dense feature maps.
+
+``linear-probe`` (plipbench's own protocol: no published frozen-backbone parsing numbers exist, so its numbers
+compare backbones with each other, not with papers):
+
+- every image is resized (stretched, the backbone's interpolation) to the person-shaped ``input_size``
+  (H, W; 256 x 128 by default) and normalised with the backbone's mean and std; no square centre crop cuts
+  off heads or feet;
+- the frozen backbone's dense maps (:func:`plipbench.models.dense.encode_image_dense`, stage ``layers``,
+  several resized and concatenated) are computed once per image list and cached on disk as float16
+  (``$PLIPBENCH_CACHE/dense``, memory-mapped, so memory stays bounded at LIP's size);
+- the head is DINOv2's linear ``BNHead``: ``BatchNorm2d`` then a 1x1 convolution to the classes, its logits
+  upsampled bilinearly to ``input_size``, trained with cross-entropy (ignore 255) against the label maps
+  resized with nearest neighbour; AdamW (``lr``, ``weight_decay``), ``epochs``, ``batch_size``, a linear
+  (power 1 polynomial) decay to 0, seeded;
+- the last epoch is evaluated (LIP and PASCAL-Person-Part have no validation split besides the one every paper
+  reports, so there is nothing to select on: ``selection_split`` is None);
+- test logits are upsampled bilinearly to each label map's own size, argmax, and scored with SCHP's confusion
+  matrix mIoU (:func:`plipbench.metrics.evaluate_parsing`); ``flip: true`` (metric option) adds SCHP's flip
+  test with the LIP left/right channel swap (none for label sets without sides).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from plipbench.errors import ConfigError
+from plipbench.evaluation.protocols._training import (
+    Stopwatch,
+    check_bool,
+    check_float,
+    check_int,
+    option_error,
+    require_records,
+    resolve_metric_options,
+    resolve_options,
+    seeded,
+)
+from plipbench.evaluation.protocols.base import ProtocolContext, ProtocolOutput
+
+PARSING_METRIC_DEFAULTS: dict[str, Any] = {"ignore_index": 255, "flip": False}
+PARSING_LINEAR_PROBE_DEFAULTS: dict[str, Any] = {
+    "input_size": [256, 128],
+    "layers": [-1],
+    "epochs": 30,
+    "lr": 1e-3,
+    "weight_decay": 1e-4,
+    "batch_size": 32,
+}
+
+
+def _label_maps(records: Any, size: tuple[int, int] | None):
+    """The records' label maps as a list of (h, w) uint8 arrays, resized (nearest) to ``size`` when given."""
+    import numpy as np
+    from PIL import Image
+
+    from plipbench.data.images import open_label_map
+
+    out = []
+    for r in records:
+        labels = open_label_map(r.mask_path)
+        if size is not None and labels.shape != tuple(size):
+            labels = np.asarray(Image.fromarray(labels).resize((size[1], size[0]), Image.Resampling.NEAREST))
+        out.append(labels)
+    return out
+
+
+def _check(ctx: ProtocolContext) -> tuple[dict[str, Any], dict[str, Any]]:
+    options = resolve_options(ctx, PARSING_LINEAR_PROBE_DEFAULTS)
+    size = options["input_size"]
+    if (not isinstance(size, (list, tuple)) or len(size) != 2
+            or any(isinstance(v, bool) or not isinstance(v, int) or v < 16 for v in size)):
+        raise option_error(ctx, "input_size", "[H, W], two integers >= 16", size)
+    options["input_size"] = [int(size[0]), int(size[1])]
+    layers = options["layers"]
+    if (not isinstance(layers, (list, tuple)) or not layers
+            or any(isinstance(v, bool) or not isinstance(v, int) for v in layers)):
+        raise option_error(ctx, "layers", "a non-empty list of stage indices (e.g. [-1] or [-2, -1])", layers)
+    options["layers"] = [int(v) for v in layers]
+    check_int(ctx, options, "epochs")
+    check_int(ctx, options, "batch_size")
+    check_float(ctx, options, "lr", strict=True)
+    check_float(ctx, options, "weight_decay")
+    metric = resolve_metric_options(ctx, PARSING_METRIC_DEFAULTS)
+    if not isinstance(metric["ignore_index"], int) or isinstance(metric["ignore_index"], bool):
+        raise ConfigError(f"task {ctx.task.name}: metric option ignore_index expects an integer")
+    check_bool(ctx, metric, "flip")
+    return options, metric
+
+
+def linear_probe(ctx: ProtocolContext) -> ProtocolOutput:
+    """See the module docstring."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from plipbench.data.readers.parsing import LIP_CLASSES, LIP_FLIP_PAIRS
+    from plipbench.metrics.parsing import ParsingConfusion, merge_flip
+
+    options, metric = _check(ctx)
+    train, test = ctx.data.train_records, ctx.data.test_records
+    require_records(ctx, train, "train")
+    require_records(ctx, test, "test")
+    classes = list(ctx.data.target.class_names or [])
+    if not classes:
+        raise ConfigError(f"task {ctx.task.name}: the dataset has no class names (is it a parsing layout?)")
+    pairs = LIP_FLIP_PAIRS if classes == list(LIP_CLASSES) else ()
+    size = tuple(options["input_size"])
+    clock = Stopwatch()
+    with clock("features"):
+        x_train = ctx.features.dense_features(train, size=size, layers=options["layers"])
+        x_test = ctx.features.dense_features(test, size=size, layers=options["layers"])
+        x_flip = (ctx.features.dense_features(test, size=size, layers=options["layers"], flip=True)
+                  if metric["flip"] else None)
+    channels = x_train.shape[1]
+    ignore = metric["ignore_index"]
+    with seeded(ctx.seed, ctx.device):
+        head = nn.Sequential(nn.BatchNorm2d(channels), nn.Conv2d(channels, len(classes), 1)).to(ctx.device)
+    steps_per_epoch = -(-len(train) // options["batch_size"])
+    total = steps_per_epoch * options["epochs"]
+    optimizer = torch.optim.AdamW(head.parameters(), lr=options["lr"], weight_decay=options["weight_decay"])
+    scheduler = torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=total, power=1.0)
+    generator = torch.Generator().manual_seed(int(ctx.seed))
+    curve = []
+    with clock("train"):
+        head.train()
+        for _epoch in range(options["epochs"]):
+            order = torch.randperm(len(train), generator=generator).tolist()
+            losses = []
+            for start in range(0, len(order), options["batch_size"]):
+                idx = sorted(order[start:start + options["batch_size"]])
+                feats = torch.from_numpy(np.asarray(x_train[idx], dtype=np.float32)).to(ctx.device)
+                labels = torch.from_numpy(np.stack(_label_maps([train[i] for i in idx], size))).long()
+                logits = F.interpolate(head(feats), size=size, mode="bilinear", align_corners=False)
+                loss = F.cross_entropy(logits, labels.to(ctx.device), ignore_index=ignore)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                losses.append(float(loss))
+            curve.append(round(float(np.mean(losses)), 5))
+    with clock("test"):
+        head.eval()
+        confusion = ParsingConfusion(len(classes), ignore_index=ignore, class_names=classes)
+        with torch.inference_mode():
+            for start in range(0, len(test), options["batch_size"]):
+                part = test[start:start + options["batch_size"]]
+                sl = slice(start, start + len(part))
+                logits = head(torch.from_numpy(np.asarray(x_test[sl], dtype=np.float32)).to(ctx.device))
+                if x_flip is not None:
+                    flipped = head(torch.from_numpy(np.asarray(x_flip[sl], dtype=np.float32)).to(ctx.device))
+                    logits = merge_flip(logits, flipped, pairs)
+                for one, target in zip(logits, _label_maps(part, None), strict=True):
+                    up = F.interpolate(one[None], size=target.shape, mode="bilinear", align_corners=False)
+                    confusion.update(up[0].argmax(0).cpu().numpy(), target)
+        result = confusion.compute()
+    scores = {"mIoU": result["mIoU"], "pixel_accuracy": result["pixel_accuracy"],
+              "mean_accuracy": result["mean_accuracy"]}
+    return ProtocolOutput(
+        scores=scores,
+        details={"per_class_iou": {n: round(float(v), 6) for n, v in zip(classes, result["per_class_iou"],
+                                                                            strict=True)},
+                 "classes_absent": result["classes_absent"], "feature_shape": list(x_train.shape[1:]),
+                 "loss_per_epoch": curve, "num_test_images": len(test)},
+        metric_protocol={**result["protocol"], "flip": metric["flip"],
+                         "flip_pairs": [list(p) for p in pairs] if metric["flip"] else [],
+                         "resize": f"stretch to {size[0]}x{size[1]} (no crop), logits upsampled bilinearly to "
+                                   f"each label map's size"},
+        options=options,
+        selection_split=None,
+        timings=clock.timings,
+        zero_shot=False,
+    )

@@ -1,0 +1,122 @@
+"""Dense feature maps of a backbone, for dense tasks (human parsing): :func:`encode_image_dense`.
+
+A global embedding cannot show part-level features (what PLIP's colorization and SOLIDER's semantic controller
+aim at), so parsing probes a backbone's spatial maps. Per family:
+
+- PLIP / CLIP ModifiedResNet (``plip:``, ``random:``): the stage maps before the attention pool, at strides
+  4, 8, 16 and 32 (``layers`` picks them; the default is the last, stride 32); a timm image encoder inside a
+  PLIP model: its last four stage maps.
+- timm CNNs (``timm:``): ``forward_features`` (the last stage, before pooling).
+- timm ViTs: the patch tokens of ``forward_features`` (prefix tokens dropped) as a (C, H/p, W/p) grid.
+- torchreid models with ``featuremaps`` (OSNet and the ResNets): that map.
+
+Any other backbone has no dense path here: :func:`dense_support` says why, and a parsing task skips it with that
+reason. The maps come back float32, ``(B, C, h, w)``; several layers are resized (bilinear) to the first one's size
+and concatenated on the channel axis (mmseg's ``resize_concat``).
+
+This module is not part of a backbone's code fingerprint (it computes no embedding); the dense feature cache keys
+on its source as well (:func:`code_hash`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from plipbench.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from plipbench.models.backbone import Backbone
+
+
+def code_hash() -> str:
+    """sha256 of this module's source (part of every dense feature cache key)."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+
+def _plip_maps(visual: Any) -> Callable[[torch.Tensor], list[torch.Tensor]] | None:
+    from plipbench.models.plip.modified_resnet import ModifiedResNet
+
+    if isinstance(visual, ModifiedResNet):
+        def maps(x: torch.Tensor) -> list[torch.Tensor]:
+            x = x.type(visual.conv1.weight.dtype)
+            x1 = visual.layer1(visual.stem(x))
+            x2 = visual.layer2(x1)
+            x3 = visual.layer3(x2)
+            return [x1, x2, x3, visual.layer4(x3)]
+
+        return maps
+    backbone = getattr(visual, "backbone", None)
+    indices = getattr(visual, "stage_indices", None)
+    if backbone is not None and indices is not None:  # TimmImageEncoder (features_only timm model)
+        return lambda x: [backbone(x)[i] for i in indices]
+    return None
+
+
+def _timm_maps(module: Any) -> Callable[[torch.Tensor], list[torch.Tensor]] | None:
+    if not hasattr(module, "forward_features") or not hasattr(module, "pretrained_cfg"):
+        return None
+    prefix = int(getattr(module, "num_prefix_tokens", 0) or 0)
+    patch = getattr(getattr(module, "patch_embed", None), "patch_size", None)
+
+    def maps(x: torch.Tensor) -> list[torch.Tensor]:
+        out = module.forward_features(x)
+        if out.ndim == 4:  # a CNN map (B, C, h, w)
+            return [out]
+        if out.ndim == 3 and patch is not None:  # ViT tokens (B, prefix + h*w, C)
+            h, w = x.shape[-2] // patch[0], x.shape[-1] // patch[1]
+            tokens = out[:, prefix:]
+            if tokens.shape[1] != h * w:
+                raise ConfigError(f"ViT returned {tokens.shape[1]} patch tokens for a {h}x{w} grid")
+            return [tokens.transpose(1, 2).reshape(out.shape[0], out.shape[2], h, w)]
+        raise ConfigError(f"timm model returned features of shape {tuple(out.shape)}; expected a map or tokens")
+
+    return maps
+
+
+def _extractor(backbone: Backbone) -> tuple[Callable[[torch.Tensor], list[torch.Tensor]] | None, str]:
+    from plipbench.models.plip.backbone import PlipBackbone
+
+    if isinstance(backbone, PlipBackbone):
+        maps = _plip_maps(backbone.model.visual)
+        return maps, "" if maps else f"PLIP image encoder {type(backbone.model.visual).__name__} has no stage maps"
+    module = backbone.module
+    if backbone.metadata.family == "timm":
+        maps = _timm_maps(module)
+        return maps, "" if maps else "timm model without forward_features"
+    if backbone.metadata.family == "torchreid" and hasattr(module, "featuremaps"):
+        return (lambda x: [module.featuremaps(x)]), ""
+    return None, f"no dense feature path for family {backbone.metadata.family!r} yet"
+
+
+def dense_support(backbone: Backbone) -> str | None:
+    """None when :func:`encode_image_dense` works for ``backbone``, else the reason it does not."""
+    maps, why = _extractor(backbone)
+    return None if maps is not None else why
+
+
+def encode_image_dense(backbone: Backbone, images: torch.Tensor, layers: Sequence[int] = (-1,)) -> torch.Tensor:
+    """``(B, 3, H, W)`` preprocessed images -> ``(B, C, h, w)`` float32 maps of ``layers`` (indices into the
+    family's list of stage maps; several are resized to the first one's size and concatenated)."""
+    import torch
+    import torch.nn.functional as F
+
+    maps_fn, why = _extractor(backbone)
+    if maps_fn is None:
+        raise ConfigError(f"backbone {backbone.name}: {why}")
+    backbone.module.eval()
+    with torch.inference_mode(), backbone._autocast():
+        maps = maps_fn(images.to(backbone.device, dtype=torch.float32))
+        try:
+            chosen = [maps[i] for i in layers]
+        except IndexError:
+            raise ConfigError(f"backbone {backbone.name}: layers {list(layers)} out of range for its "
+                              f"{len(maps)} dense map(s)") from None
+        size = chosen[0].shape[-2:]
+        chosen = [m if m.shape[-2:] == size else F.interpolate(m.float(), size=size, mode="bilinear",
+                                                               align_corners=False) for m in chosen]
+        return torch.cat([m.float() for m in chosen], dim=1)
