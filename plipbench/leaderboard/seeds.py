@@ -184,6 +184,8 @@ def cell_statistic(cell: Cell, metric: str | None = None) -> SeedStatistic | Non
         values = np.stack([np.asarray(v, dtype=np.float64) for v in per_seed])  # (S, N)
         n = values.shape[1]
         return SeedStatistic(n, lambda w: values @ np.asarray(w, dtype=np.float64).T / n)
+    if metric in PARSING_METRICS:
+        return _parsing_statistic(cell, metric)
     if metric not in significance.ATTRIBUTE_METRICS:
         return None
     arrays = [r.per_query_arrays() if {"probs", "labels"} <= set(r.per_query) else None for r in cell.results]
@@ -197,6 +199,37 @@ def cell_statistic(cell: Cell, metric: str | None = None) -> SeedStatistic | Non
     probs = np.stack([np.asarray(a["probs"], dtype=np.float64) for a in arrays])  # (S, N, L)
     options = cell.first.provenance.metric_protocol or {}
     return SeedStatistic(len(labels), attribute_weighted(probs, labels, metric, options))
+
+
+PARSING_METRICS = ("mIoU", "pixel_accuracy", "mean_accuracy")
+
+
+def _parsing_statistic(cell: Cell, metric: str) -> SeedStatistic | None:
+    """Parsing scores under image weights: every seed's per-image ``tp``, ``pos`` (ground truth) and ``res``
+    (predicted) pixel counts per class, summed with the weights, then SCHP's formulas (linear sums, so a resample
+    equals :func:`plipbench.metrics.evaluate_parsing` on the resampled images exactly)."""
+    import numpy as np
+
+    arrays = [r.per_query_arrays() if {"tp", "pos", "res"} <= set(r.per_query) else None for r in cell.results]
+    if any(a is None for a in arrays):
+        return None
+    stacks = {k: np.stack([np.asarray(a[k], dtype=np.float64) for a in arrays]) for k in ("tp", "pos", "res")}
+    if len({v.shape for v in stacks.values()}) != 1 or not np.array_equal(
+            stacks["pos"], np.broadcast_to(stacks["pos"][:1], stacks["pos"].shape)):
+        raise ConfigError(f"{cell.backbone!r} on {cell.task!r} ({cell.protocol}): the seeds' label maps differ; "
+                          "every seed must score the same test images")
+    tp, pos, res = stacks["tp"], stacks["pos"], stacks["res"]  # (S, N, C)
+
+    def weighted(weights: Any) -> Any:
+        w = np.asarray(weights, dtype=np.float64)  # (b, N)
+        t, p, r = (np.einsum("bn,snc->sbc", w, x) for x in (tp, pos, res))
+        if metric == "mIoU":
+            return (t / np.maximum(1.0, p + r - t)).mean(axis=2)
+        if metric == "pixel_accuracy":
+            return t.sum(axis=2) / np.maximum(1.0, p.sum(axis=2))
+        return (t / np.maximum(1.0, p)).mean(axis=2)
+
+    return SeedStatistic(tp.shape[1], weighted)
 
 
 def attribute_weighted(probs: Any, labels: Any, metric: str, options: dict[str, Any]) -> Any:

@@ -71,7 +71,8 @@ class ParsingConfusion:
     """Accumulates SCHP's confusion matrix over batches; :meth:`compute` gives :func:`evaluate_parsing`'s dict."""
 
     def __init__(self, num_classes: int, *, ignore_index: int | None = IGNORE_INDEX,
-                 class_names: Sequence[str] | None = None, chunk_pixels: int = CHUNK_PIXELS) -> None:
+                 class_names: Sequence[str] | None = None, chunk_pixels: int = CHUNK_PIXELS,
+                 per_image: bool = False) -> None:
         if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
             raise MetricInputError(f"num_classes: expected a whole number >= 1, got {num_classes!r}")
         if ignore_index is not None and 0 <= ignore_index < num_classes:
@@ -86,6 +87,8 @@ class ParsingConfusion:
         self.chunk_pixels = int(chunk_pixels)
         self.matrix = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
         self.images = 0
+        # per image (tp, pos, res) per class, for a bootstrap over images (plipbench.leaderboard.seeds)
+        self.per_image: list[np.ndarray] | None = [] if per_image else None
 
     def update(self, pred: Any, target: Any) -> ParsingConfusion:
         """Add images: ``pred`` and ``target`` are each an (H, W) map, an (N, H, W) batch or a list of maps."""
@@ -102,6 +105,7 @@ class ParsingConfusion:
         if pred.shape != target.shape:
             raise MetricInputError(f"image {index}: pred shape {pred.shape} differs from target shape {target.shape}")
         c = self.num_classes
+        before = self.matrix.copy() if self.per_image is not None else None
         pred, target = pred.reshape(-1), target.reshape(-1)
         for start in range(0, max(len(target), 1), self.chunk_pixels):
             t = target[start:start + self.chunk_pixels]
@@ -120,11 +124,18 @@ class ParsingConfusion:
             if bad_p.any():
                 raise MetricInputError(f"pred[{index}]: label {int(p[bad_p][0])} outside 0..{c - 1}")
             self.matrix += np.bincount(t * c + p, minlength=c * c).reshape(c, c)
+        if before is not None and self.per_image is not None:
+            m = self.matrix - before
+            self.per_image.append(np.stack([np.diag(m), m.sum(1), m.sum(0)]))
 
     def compute(self) -> dict:
         if self.matrix.sum() == 0:
             raise MetricInputError("no labelled pixel to evaluate (every target pixel is ignored, or no image)")
-        return _scores(self.matrix, self.ignore_index, self.class_names, self.images)
+        out = _scores(self.matrix, self.ignore_index, self.class_names, self.images)
+        if self.per_image is not None:
+            stats = np.stack(self.per_image) if self.per_image else np.zeros((0, 3, self.num_classes), np.int64)
+            out["per_image_tp"], out["per_image_pos"], out["per_image_res"] = stats[:, 0], stats[:, 1], stats[:, 2]
+        return out
 
 
 def _scores(matrix: np.ndarray, ignore_index: int | None, class_names: Sequence[str] | None, images: int) -> dict:

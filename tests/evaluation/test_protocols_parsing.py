@@ -96,3 +96,30 @@ def test_bad_probe_options_are_one_line_errors(tasks, tmp_path) -> None:
     with pytest.raises(ConfigError, match="input_size"):
         evaluate("random:plip-mini", tasks="tiny-lip", out=tmp_path / "r", registry=TaskRegistry(tmp_path / "tasks"),
                  progress=False)
+
+
+def test_parsing_cells_get_a_two_level_interval_that_recomputes_the_score(tasks, tmp_path) -> None:
+    import numpy as np
+
+    from plipbench.leaderboard.seeds import cell_interval, cell_statistic, group_cells
+
+    out = tmp_path / "results"
+    evaluate("random:plip-mini", tasks="tiny-lip", out=out, registry=tasks, progress=False, seeds=2)
+    results = load_results(out)
+    (cell,) = group_cells(results).values()
+    for metric in ("mIoU", "pixel_accuracy", "mean_accuracy"):
+        stat = cell_statistic(cell, metric)
+        n = stat.n_items
+        ones = stat.weighted(np.ones((1, n)))[:, 0]
+        assert ones == pytest.approx([r.scores[metric] for r in cell.results], abs=1e-12)
+    arrays = cell.results[0].per_query_arrays()
+    assert arrays["tp"].shape == (cell.results[0].details["num_test_images"], 20)
+    assert (arrays["pos"] >= arrays["tp"]).all() and (arrays["res"] >= arrays["tp"]).all()
+    # doubling an image and dropping another is the metric of that image list (sums of per-image counts)
+    w = np.ones((1, stat.n_items))
+    w[0, 0], w[0, 1] = 2, 0
+    t, p_, r = (np.asarray(arrays[k], dtype=float) for k in ("tp", "pos", "res"))
+    by_hand = ((w @ t) / np.maximum(1, w @ p_ + w @ r - w @ t)).mean()
+    assert cell_statistic(cell, "mIoU").weighted(w)[0, 0] == pytest.approx(by_hand, abs=1e-12)
+    ci = cell_interval(cell, n_resamples=200, confidence=0.95, seed=0)
+    assert ci["low"] <= ci["mean"] <= ci["high"] and ci["n_seeds"] == 2

@@ -142,7 +142,7 @@ def linear_probe(ctx: ProtocolContext) -> ProtocolOutput:
             curve.append(round(float(np.mean(losses)), 5))
     with clock("test"):
         head.eval()
-        confusion = ParsingConfusion(len(classes), ignore_index=ignore, class_names=classes)
+        confusion = ParsingConfusion(len(classes), ignore_index=ignore, class_names=classes, per_image=True)
         with torch.inference_mode():
             for start in range(0, len(test), options["batch_size"]):
                 part = test[start:start + options["batch_size"]]
@@ -159,6 +159,8 @@ def linear_probe(ctx: ProtocolContext) -> ProtocolOutput:
               "mean_accuracy": result["mean_accuracy"]}
     return ProtocolOutput(
         scores=scores,
+        # per image tp / gt / predicted pixel counts per class: the leaderboard's bootstrap resamples images
+        per_query={"tp": result["per_image_tp"], "pos": result["per_image_pos"], "res": result["per_image_res"]},
         details={"per_class_iou": {n: round(float(v), 6) for n, v in zip(classes, result["per_class_iou"],
                                                                             strict=True)},
                  "classes_absent": result["classes_absent"], "feature_shape": list(x_train.shape[1:]),
