@@ -71,6 +71,16 @@ def _recount(root: Path, layout: str) -> tuple[dict, int]:
                 if pid != -1:
                     rows.append((split, pid, cam - 1, 0))
         return _summary(rows), files
+    if layout in ("lip", "lip-schp", "pascal-person-part", "cihp"):
+        from plipbench.data.synth.writers import PARSING_FOLDERS
+
+        images = 0
+        for split, (image_dir, mask_dir, id_file) in PARSING_FOLDERS[layout].items():
+            for ident in (root / id_file).read_text().split():
+                assert (root / image_dir / f"{ident}.jpg").is_file() and (root / mask_dir / f"{ident}.png").is_file()
+                rows.append((split, images, -1, 0))
+                images += 1
+        return _summary(rows), 2 * images  # an image and its label map each
     if layout == "pa100k":
         import scipy.io
 
@@ -108,7 +118,8 @@ def test_manifest_matches_a_recount_of_the_written_files(copies, preset: str, la
     assert manifest["files"] == files == sum(1 for p in root.rglob("*") if p.suffix in (".jpg", ".png"))
     assert manifest["preset"] == preset and manifest["layout"] == layout and manifest["identities"] == 8
     sidecar = json.loads((root / manifest["sidecar"]).read_text())
-    assert len(sidecar) == files and all((root / rel).is_file() for rel in sidecar)
+    parsing = "classes" in manifest  # a parsing copy: one sidecar entry per image, files count the label maps too
+    assert len(sidecar) == (files // 2 if parsing else files) and all((root / rel).is_file() for rel in sidecar)
 
 
 @pytest.mark.parametrize(("preset", "layout"), CASES)

@@ -39,14 +39,14 @@ def test_linear_probe_scores_miou_and_caches_the_dense_maps(tasks, tmp_path) -> 
     results = {(r.task, r.seed): r for r in load_results(out)}
     lip = results[("tiny-lip", 0)]
     assert set(lip.scores) == {"mIoU", "pixel_accuracy", "mean_accuracy"} and 0 < lip.scores["mIoU"] < 1
-    assert len(lip.details["per_class_iou"]) == 20 and lip.details["feature_shape"][0] == 64 + 128
+    assert len(lip.details["per_class_iou"]) == 20 and lip.details["feature_shape"][0] == 256 + 512  # plip-mini's last two stages
     assert lip.provenance.metric_protocol["flip"] is True and lip.provenance.metric_protocol["flip_pairs"]
     assert results[("tiny-pascal", 0)].provenance.metric_protocol["flip_pairs"] == []  # no sides in PASCAL
     assert len(results[("tiny-pascal", 1)].details["per_class_iou"]) == 7
     assert lip.provenance.selection_split is None and lip.scores != results[("tiny-lip", 1)].scores
     assert frame.attrs["feature_cache"]["misses"] >= 1
     dense = list((tmp_path / "cache" / "features").rglob("dense/*.npy"))
-    assert len(dense) == 4  # train, test and flipped test of LIP; PASCAL's images are the same: train, test, flip
+    assert len(dense) == 6  # train, test and flipped test of each copy (the two layouts are two generated copies)
     again = evaluate("random:plip-mini", tasks="tiny-lip", out=out, registry=tasks, progress=False, seeds=2,
                      overwrite=True)
     assert list(again.status) == ["done", "done"] and again.attrs["feature_cache"]["misses"] == 0
@@ -60,8 +60,8 @@ def test_a_backbone_without_dense_maps_is_skipped_with_the_reason(tasks, tmp_pat
     from plipbench.models.backbone import ModuleBackbone
     from plipbench.models.metadata import BackboneMetadata, ImageTransform
 
-    meta = BackboneMetadata(name="flat", family="python", modalities=["image"], embedding_dim=4)
-    flat = ModuleBackbone(nn.Sequential(nn.Flatten(), nn.LazyLinear(4)), meta, ImageTransform(size=(32, 16)))
+    meta = BackboneMetadata(name="flat", family="python", modalities=["image"], embedding_dim=4, num_parameters=0)
+    flat = ModuleBackbone(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 4)), meta, ImageTransform(size=(32, 16), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)))
     assert "no dense feature path" in dense_support(flat)
     with pytest.raises(Exception, match="no dense feature maps"):
         evaluate(flat, tasks="tiny-lip", out=tmp_path / "r", registry=tasks, progress=False)

@@ -105,11 +105,12 @@ def test_valid_metric_options_and_scores_load(tmp_path) -> None:
 def test_the_schema_knows_the_metric_options_the_protocols_accept() -> None:
     from plipbench.evaluation.protocols.attributes import ATTRIBUTE_METRIC_DEFAULTS
     from plipbench.evaluation.protocols.image_reid import IMAGE_METRIC_DEFAULTS
+    from plipbench.evaluation.protocols.parsing import PARSING_METRIC_DEFAULTS
     from plipbench.evaluation.protocols.text_reid import TEXT_METRIC_DEFAULTS
     from plipbench.evaluation.tasks import _METRIC_OPTIONS
 
     protocols = {"text-reid": set(TEXT_METRIC_DEFAULTS), "image-reid": set(IMAGE_METRIC_DEFAULTS),
-                 "attributes": set(ATTRIBUTE_METRIC_DEFAULTS)}
+                 "attributes": set(ATTRIBUTE_METRIC_DEFAULTS), "parsing": set(PARSING_METRIC_DEFAULTS)}
     assert protocols == _METRIC_OPTIONS
 
 

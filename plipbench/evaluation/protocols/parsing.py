@@ -138,7 +138,7 @@ def linear_probe(ctx: ProtocolContext) -> ProtocolOutput:
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
             curve.append(round(float(np.mean(losses)), 5))
     with clock("test"):
         head.eval()
