@@ -17,9 +17,11 @@ fires for an image plipbench refuses anyway: this module turns that warning into
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from plipbench.errors import DataError
 
@@ -47,13 +49,10 @@ def size_problem(width: int, height: int, max_pixels: int = MAX_PIXELS) -> str |
     return None
 
 
-def open_rgb(path: str | Path, max_pixels: int = MAX_PIXELS) -> PILImage.Image:
-    """The image at ``path`` fully decoded as an RGB ``PIL.Image``.
-
-    Raises :class:`~plipbench.errors.DataError` naming ``path`` when the file is missing, is not an
-    image PIL can decode, is truncated, or has more than ``max_pixels`` pixels (checked from the header,
-    before decoding).
-    """
+@contextlib.contextmanager
+def _opened(path: str | Path, max_pixels: int, what: str) -> Iterator[PILImage.Image]:
+    """``Image.open(path)`` with the pixel limit checked from the header and every decoding error (and PIL's
+    decompression-bomb error or warning) turned into one :class:`~plipbench.errors.DataError` naming ``path``."""
     Image = _pil()
     try:
         with Image.open(path) as img:
@@ -62,34 +61,35 @@ def open_rgb(path: str | Path, max_pixels: int = MAX_PIXELS) -> PILImage.Image:
                 raise DataError(path, too_big)
             if img.width < 1 or img.height < 1:
                 raise DataError(path, "empty image (0 pixels)")
-            return img.convert("RGB")
+            yield img
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise DataError(path, f"image above plipbench's limit of {max_pixels / 1e6:g} megapixels, refused as a "
                               f"decompression bomb (PIL: {err})") from None
     except (OSError, ValueError, SyntaxError, EOFError) as err:
         # PIL raises OSError (truncated, unidentified), ValueError ("Decompressed data too large" for a
         # PNG text-chunk bomb), SyntaxError or EOFError for broken files.
-        raise DataError(path, f"cannot decode image ({type(err).__name__}: {err})") from None
+        raise DataError(path, f"cannot decode {what} ({type(err).__name__}: {err})") from None
 
 
-def open_label_map(path: str | Path, max_pixels: int = MAX_PIXELS):
+def open_rgb(path: str | Path, max_pixels: int = MAX_PIXELS) -> PILImage.Image:
+    """The image at ``path`` fully decoded as an RGB ``PIL.Image``.
+
+    Raises :class:`~plipbench.errors.DataError` naming ``path`` when the file is missing, is not an
+    image PIL can decode, is truncated, or has more than ``max_pixels`` pixels (checked from the header,
+    before decoding).
+    """
+    with _opened(path, max_pixels, "image") as img:
+        return img.convert("RGB")
+
+
+def open_label_map(path: str | Path, max_pixels: int = MAX_PIXELS) -> Any:
     """The label map at ``path`` (a parsing annotation: an 8-bit single-channel or palette PNG of class ids)
     as an (H, W) uint8 array; a palette image gives its indices, as PIL reads LIP's maps. Same refusals as
     :func:`open_rgb`, and a :class:`~plipbench.errors.DataError` for a map that is not 8-bit single-channel."""
     import numpy as np
 
-    Image = _pil()
-    try:
-        with Image.open(path) as img:
-            too_big = size_problem(img.width, img.height, max_pixels)
-            if too_big:
-                raise DataError(path, too_big)
-            if img.mode not in ("L", "P"):
-                raise DataError(path, f"label map of mode {img.mode}; expected an 8-bit single-channel (L) or "
-                                      f"palette (P) PNG of class ids")
-            return np.asarray(img, dtype=np.uint8)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise DataError(path, f"image above plipbench's limit of {max_pixels / 1e6:g} megapixels, refused as a "
-                              f"decompression bomb (PIL: {err})") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as err:
-        raise DataError(path, f"cannot decode label map ({type(err).__name__}: {err})") from None
+    with _opened(path, max_pixels, "label map") as img:
+        if img.mode not in ("L", "P"):
+            raise DataError(path, f"label map of mode {img.mode}; expected an 8-bit single-channel (L) or "
+                                  f"palette (P) PNG of class ids")
+        return np.asarray(img, dtype=np.uint8)
