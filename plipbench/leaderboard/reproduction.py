@@ -18,9 +18,15 @@ seeds, not number by number. The rule, per cell (backbone, task, protocol):
   - a floor, ``sd_floor`` (default 0.5 points), so near-constant cells do not fail on a one-query change.
 
   The degrees of freedom are those of the chosen estimate (the column's for the floor).
-* **Family-wise error:** the p-values of all trained cells are Holm-corrected, and a cell fails when its adjusted
-  p-value is below ``alpha`` (default 0.01). So a correct rerun fails the whole check with probability at most
-  ``alpha``, whatever the number of cells, while a change that moves a cell by several seed deviations fails it.
+* **Backbones** (a broken objective moves many cells of one backbone a little, each too little for its own test
+  at three seeds): per backbone with two or more trained cells, each seed's *composite* is the mean over those
+  cells of ``value / sigma`` (the cell's sigma above), and the composites' means are compared with the same t-test.
+  The composites' seed variance is pooled over every such backbone and both runs (``sum(S_c + S_r - 2)`` degrees
+  of freedom), with a floor of the mean of ``sd_floor / sigma`` over the backbone's cells.
+* **Family-wise error:** the p-values of all trained cells and all backbones are Holm-corrected together, and a
+  cell or backbone fails when its adjusted p-value is below ``alpha`` (default 0.01). So a correct rerun fails the
+  whole check with probability at most ``alpha``, whatever the number of cells, while a change that moves a cell
+  by several seed deviations, or a backbone's cells by a couple each, fails it.
 """
 
 from __future__ import annotations
@@ -82,10 +88,35 @@ class CellCheck:
 
 
 @dataclass
+class BackboneCheck:
+    """The verdict on one backbone's composite (see the module docstring)."""
+
+    backbone: str
+    cells: int
+    committed: list[float]  # the composite of each committed seed
+    rerun: list[float]
+    difference: float = 0.0
+    sigma: float | None = None
+    df: float | None = None
+    t: float | None = None
+    p_value: float | None = None
+    p_holm: float | None = None
+    ok: bool = True
+    reason: str = ""
+
+    def describe(self) -> str:
+        return (f"{self.backbone} (composite of {self.cells} trained cells, in seed deviations): committed "
+                f"{_mean(self.committed):+.2f}, rerun {_mean(self.rerun):+.2f}, diff {self.difference:+.2f}, sigma "
+                f"{self.sigma or 0:.2f}, t {self.t or 0:+.2f}, df {self.df:g}, p {self.p_value:.2g}, Holm p "
+                f"{self.p_holm if self.p_holm is not None else 1:.2g}" + (f": {self.reason}" if self.reason else ""))
+
+
+@dataclass
 class ReproductionReport:
     rule: CheckRule
     cells: list[CellCheck] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # every failure, one line each
+    backbones: list[BackboneCheck] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -99,11 +130,16 @@ class ReproductionReport:
         if trained:
             worst = min(trained, key=lambda c: c.p_holm if c.p_holm is not None else 1.0)
             text += f"; smallest Holm p {worst.p_holm:.3g} ({worst.name}, |t| {abs(worst.t or 0):.2f})"
+        tested = [b for b in self.backbones if b.p_holm is not None]
+        if tested:
+            worst_b = min(tested, key=lambda b: b.p_holm if b.p_holm is not None else 1.0)
+            text += (f"; {len(tested)} backbone composite(s), smallest Holm p {worst_b.p_holm:.3g} "
+                     f"({worst_b.backbone}, |t| {abs(worst_b.t or 0):.2f})")
         return text + f"; {len(self.problems)} problem(s)"
 
     def to_records(self) -> dict[str, Any]:
         return {"rule": self.rule.model_dump(), "ok": self.ok, "summary": self.summary(), "problems": self.problems,
-                "cells": [c.__dict__ for c in self.cells]}
+                "cells": [c.__dict__ for c in self.cells], "backbones": [b.__dict__ for b in self.backbones]}
 
 
 def _mean(values: list[float]) -> float:
@@ -142,8 +178,6 @@ def holm(p_values: list[float]) -> list[float]:
 def check_reproduction(expected: list[TaskResult], actual: list[TaskResult],
                        rule: CheckRule | None = None) -> ReproductionReport:
     """Compare a rerun (``actual``) with committed results (``expected``) under ``rule``."""
-    from scipy import stats
-
     rule = rule or CheckRule()
     report = ReproductionReport(rule)
     want, got = group_cells(expected), group_cells(actual)
@@ -178,6 +212,15 @@ def check_reproduction(expected: list[TaskResult], actual: list[TaskResult],
             trained.append(check)
         if not check.ok:
             report.problems.append(check.describe())
+    test_trained(trained, rule, report)
+    return report
+
+
+def test_trained(trained: list[CellCheck], rule: CheckRule, report: ReproductionReport) -> None:
+    """The t-tests of the trained cells and of the backbones' composites, Holm-corrected together; failures go
+    into ``report.problems`` (see the module docstring)."""
+    from scipy import stats
+
     # seed variance pooled per column, over both runs
     column_ss: dict[tuple[str, str], tuple[float, int]] = {}
     for check in trained:
@@ -198,10 +241,45 @@ def check_reproduction(expected: list[TaskResult], actual: list[TaskResult],
         se = check.sigma * math.sqrt(1 / len(check.committed) + 1 / len(check.rerun))
         check.t = check.difference / se if se > 0 else (0.0 if check.difference == 0 else math.inf)
         check.p_value = float(2 * stats.t.sf(abs(check.t), check.df))
-    for check, adjusted in zip(trained, holm([c.p_value for c in trained]), strict=True):
+    report.backbones = _backbone_composites(trained, rule)
+    tests: list[CellCheck | BackboneCheck] = [*trained, *[b for b in report.backbones if b.p_value is not None]]
+    for check, adjusted in zip(tests, holm([c.p_value for c in tests]), strict=True):  # type: ignore[misc]
         check.p_holm = adjusted
         if adjusted < rule.alpha:
             check.ok = False
             check.reason = f"Holm-adjusted p {adjusted:.2g} < alpha {rule.alpha:g}"
             report.problems.append(check.describe())
-    return report
+
+
+def _backbone_composites(trained: list[CellCheck], rule: CheckRule) -> list[BackboneCheck]:
+    """Per backbone with >= 2 trained cells of equal seed counts: each seed's mean of ``value / sigma``."""
+    from scipy import stats
+
+    by_backbone: dict[str, list[CellCheck]] = {}
+    for check in trained:
+        by_backbone.setdefault(check.backbone, []).append(check)
+    out: list[BackboneCheck] = []
+    ss, df = 0.0, 0
+    for backbone, cells in sorted(by_backbone.items()):
+        cells = [c for c in cells if c.sigma]
+        sizes = {(len(c.committed), len(c.rerun)) for c in cells}
+        if len(cells) < 2 or len(sizes) != 1:
+            continue
+        (n_c, n_r), = sizes
+
+        def composite(values_of: Any, n: int, cells: list[CellCheck] = cells) -> list[float]:
+            return [sum(values_of(c)[j] / (c.sigma or 1.0) for c in cells) / len(cells) for j in range(n)]
+
+        check = BackboneCheck(backbone, len(cells), composite(lambda c: c.committed, n_c),
+                              composite(lambda c: c.rerun, n_r))
+        check.difference = _mean(check.rerun) - _mean(check.committed)
+        ss, df = ss + _ss(check.committed) + _ss(check.rerun), df + n_c + n_r - 2
+        check.sigma = sum(rule.sd_floor / (c.sigma or 1.0) for c in cells) / len(cells)  # the floor, for now
+        out.append(check)
+    pooled = math.sqrt(ss / df) if df > 0 else 0.0
+    for check in out:
+        check.sigma, check.df = max(check.sigma or 0.0, pooled), (df if df > 0 else math.inf)
+        se = check.sigma * math.sqrt(1 / len(check.committed) + 1 / len(check.rerun))
+        check.t = check.difference / se if se > 0 else (0.0 if check.difference == 0 else math.inf)
+        check.p_value = float(2 * stats.t.sf(abs(check.t), check.df))
+    return out

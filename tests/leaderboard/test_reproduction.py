@@ -102,3 +102,37 @@ def test_rule_options_are_validated() -> None:
         CheckRule(alpha=0)
     with pytest.raises(ValueError):
         CheckRule(tolerance=0.02)
+
+
+def make_correlated_run(rng, *, seeds: int = 3, sd: float = 0.02, shift: dict | None = None, rho: float = 0.6):
+    """As make_run, but each seed's model is better or worse on every column together (a shared quality term with
+    correlation ``rho`` between a backbone's columns), as trained models are."""
+    out = make_run(rng, seeds=seeds, sd=0.0, shift=shift)
+    quality = {(b, s): rng.normal(0, sd * np.sqrt(rho)) for b in BACKBONES for s in range(seeds)}
+    for r in out:
+        noise = quality[(r.backbone, r.seed)] + rng.normal(0, sd * np.sqrt(1 - rho))
+        r.scores[r.main_score] = float(np.clip(r.scores[r.main_score] + noise, 0, 1))
+    return out
+
+
+def test_correlated_null_reruns_rarely_fail_with_the_backbone_composites() -> None:
+    rng = np.random.default_rng(3)
+    committed = make_correlated_run(rng)
+    reports = [check_reproduction(committed, make_correlated_run(rng)) for _ in range(200)]
+    assert all(len(r.backbones) == len(BACKBONES) and r.backbones[0].df == 8 * len(BACKBONES) // 2 for r in reports)
+    assert sum(not r.ok for r in reports) <= 6  # alpha = 0.01 family-wise, cells and backbones together
+
+
+def test_a_backbone_wide_break_fails_through_its_composite_when_no_cell_does() -> None:
+    rng = np.random.default_rng(4)
+    committed = make_run(rng)
+    # every column of backbone A 2.5 seed deviations lower (about what fixing CLIP's temperature at 1 did to
+    # CLIP-mini): no single cell is significant after Holm, the backbone's composite is
+    broken = make_run(rng, shift={("A", task): -0.05 for task, _ in COLUMNS})
+    report = check_reproduction(committed, broken)
+    assert all(c.ok for c in report.cells)
+    failed = [b.backbone for b in report.backbones if not b.ok]
+    assert failed == ["A"] and len(report.problems) == 1 and "composite of 10 trained cells" in report.problems[0]
+    assert "backbone composite(s)" in report.summary()
+    unbroken = check_reproduction(committed, make_run(rng))
+    assert unbroken.ok and all(b.p_holm is not None for b in unbroken.backbones)
