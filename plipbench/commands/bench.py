@@ -57,7 +57,7 @@ def bench(
             atomic_write_text(check_report, json.dumps(reproduction.to_records(), indent=1, default=float) + "\n")
         console.print(reproduction.summary())
         if report.differences:
-            console.print(f"[red]{len(report.differences)} cell(s) do not reproduce {check}:[/red]")
+            console.print(f"[red]{len(report.differences)} cell(s) or backbone(s) do not reproduce {check}:[/red]")
             for line in report.differences:
                 console.print(f"  {line}")
             raise typer.Exit(1)
