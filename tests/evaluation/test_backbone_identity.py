@@ -6,27 +6,17 @@ import json
 import os
 
 import pytest
+import test_runner
 import torch
-from runner_fixtures import write_tiny_tasks
-from test_runner import CALLS, stub_protocol  # noqa: F401  (stub_protocol is looked up by name)
 
 from plipbench.errors import PlipbenchError
-from plipbench.evaluation import protocols as protocol_registry
 from plipbench.evaluation.runner import BackboneHandle, evaluate
-from plipbench.evaluation.tasks import TaskRegistry
 from plipbench.models import identity as memo
 from plipbench.models.backbone import code_fingerprint_of
 from plipbench.models.plip.checkpoint import save_plip_checkpoint
 from plipbench.models.plip.model import PlipModel, named_config
 
-
-@pytest.fixture
-def tiny(tmp_path, monkeypatch):
-    monkeypatch.setenv("PLIPBENCH_CACHE", str(tmp_path / "cache"))
-    for key in list(protocol_registry.PROTOCOLS):
-        monkeypatch.setitem(protocol_registry.PROTOCOLS, key, "test_runner:stub_protocol")
-    CALLS.clear()
-    return TaskRegistry(write_tiny_tasks(tmp_path / "tasks", real_root=tmp_path / "absent"))
+tiny = test_runner.tiny  # the runner tests' tiny tasks, protocols replaced by their stub
 
 
 @pytest.fixture
