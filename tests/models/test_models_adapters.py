@@ -86,24 +86,10 @@ def test_random_family_is_seeded() -> None:
 
 @pytest.fixture(scope="module")
 def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> Path:
-    from transformers import AutoTokenizer, CLIPConfig, CLIPImageProcessor, CLIPModel
+    from tests.models.conftest import write_tiny_clip
 
-    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    config = CLIPConfig(
-        text_config={"vocab_size": len(tok), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                     "num_attention_heads": 2, "max_position_embeddings": 32, "eos_token_id": tok.sep_token_id,
-                     "bos_token_id": tok.cls_token_id, "pad_token_id": tok.pad_token_id},
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-                       "image_size": 32, "patch_size": 8},
-        projection_dim=24,
-    )  # fmt: skip
-    torch.manual_seed(0)
     directory = tmp_path_factory.mktemp("clip") / "tiny-clip"
-    CLIPModel(config).save_pretrained(str(directory))
-    tok.save_pretrained(str(directory))
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
-        str(directory)
-    )
+    write_tiny_clip(directory, tokenizer_dir)
     return directory
 
 
