@@ -219,7 +219,6 @@ def check_reproduction(expected: list[TaskResult], actual: list[TaskResult],
 def test_trained(trained: list[CellCheck], rule: CheckRule, report: ReproductionReport) -> None:
     """The t-tests of the trained cells and of the backbones' composites, Holm-corrected together; failures go
     into ``report.problems`` (see the module docstring)."""
-    from scipy import stats
 
     # seed variance pooled per column, over both runs
     column_ss: dict[tuple[str, str], tuple[float, int]] = {}
@@ -237,10 +236,8 @@ def test_trained(trained: list[CellCheck], rule: CheckRule, report: Reproduction
             candidates.append((math.sqrt(col_ss / col_df), "column", col_df))
         if own_df > 0:
             candidates.append((math.sqrt(own_ss / own_df), "cell", own_df))
-        check.sigma, check.sigma_source, check.df = max(candidates, key=lambda x: x[0])
-        se = check.sigma * math.sqrt(1 / len(check.committed) + 1 / len(check.rerun))
-        check.t = check.difference / se if se > 0 else (0.0 if check.difference == 0 else math.inf)
-        check.p_value = float(2 * stats.t.sf(abs(check.t), check.df))
+        sigma, check.sigma_source, df = max(candidates, key=lambda x: x[0])
+        _t_test(check, sigma, df)
     report.backbones = _backbone_composites(trained, rule)
     tests: list[CellCheck | BackboneCheck] = [*trained, *[b for b in report.backbones if b.p_value is not None]]
     for check, adjusted in zip(tests, holm([c.p_value for c in tests]), strict=True):  # type: ignore[misc]
@@ -253,7 +250,6 @@ def test_trained(trained: list[CellCheck], rule: CheckRule, report: Reproduction
 
 def _backbone_composites(trained: list[CellCheck], rule: CheckRule) -> list[BackboneCheck]:
     """Per backbone with >= 2 trained cells of equal seed counts: each seed's mean of ``value / sigma``."""
-    from scipy import stats
 
     by_backbone: dict[str, list[CellCheck]] = {}
     for check in trained:
@@ -278,8 +274,15 @@ def _backbone_composites(trained: list[CellCheck], rule: CheckRule) -> list[Back
         out.append(check)
     pooled = math.sqrt(ss / df) if df > 0 else 0.0
     for check in out:
-        check.sigma, check.df = max(check.sigma or 0.0, pooled), (df if df > 0 else math.inf)
-        se = check.sigma * math.sqrt(1 / len(check.committed) + 1 / len(check.rerun))
-        check.t = check.difference / se if se > 0 else (0.0 if check.difference == 0 else math.inf)
-        check.p_value = float(2 * stats.t.sf(abs(check.t), check.df))
+        _t_test(check, max(check.sigma or 0.0, pooled), df if df > 0 else math.inf)
     return out
+
+
+def _t_test(check: CellCheck | BackboneCheck, sigma: float, df: float) -> None:
+    """``t = d / (sigma * sqrt(1/S_c + 1/S_r))`` against Student's t with ``df``; sets sigma, df, t, p_value."""
+    from scipy import stats
+
+    check.sigma, check.df = sigma, df
+    se = sigma * math.sqrt(1 / len(check.committed) + 1 / len(check.rerun))
+    check.t = check.difference / se if se > 0 else (0.0 if check.difference == 0 else math.inf)
+    check.p_value = float(2 * stats.t.sf(abs(check.t), df))
