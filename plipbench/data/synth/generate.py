@@ -461,6 +461,8 @@ def _write_copy(out: Path, p: SynthPreset, layout: str, n: int, k: int, size: tu
     from plipbench.io import atomic_write_json
 
     out.mkdir(parents=True, exist_ok=True)
+    if p.task == "person-search":
+        return _write_search_copy(out, p, layout, n, k, size, seed, arguments)
     jobs = plan(p, layout, n, k, seed)
     render_jobs(out, jobs, size, seed, p.name, workers=workers, progress=progress)
     write_annotations(out, jobs, layout)
@@ -492,5 +494,24 @@ def _write_copy(out: Path, p: SynthPreset, layout: str, n: int, k: int, size: tu
     if parsing:
         manifest["classes"] = dataset.class_names
         manifest["part_labels"] = dict(CONVENTIONS)
+    atomic_write_json(out / MANIFEST, manifest)
+    return manifest
+
+
+def _write_search_copy(out: Path, p: SynthPreset, layout: str, n: int, k: int, size: tuple[int, int], seed: int,
+                       arguments: dict) -> dict:
+    """A person-search copy (:mod:`plipbench.data.synth.search`): multi-person frames; ``size`` is the largest
+    person's (H, W), the frames are 1.5 H x 3 H."""
+    from plipbench import __version__
+    from plipbench.data.synth.search import write_search_copy
+    from plipbench.io import atomic_write_json
+
+    summary, files, details = write_search_copy(out, p, layout, n, k, seed, size)
+    manifest = {
+        "generator": "plipbench", "plipbench_version": __version__, "preset": p.name, "layout": layout,
+        "seed": int(seed), "identities": n, "images_per_id": k, "image_size": [size[0], size[1]],
+        "arguments": arguments, "config_hash": config_hash(arguments), "splits": summary, "files": files,
+        "person_search": details,
+    }  # fmt: skip
     atomic_write_json(out / MANIFEST, manifest)
     return manifest

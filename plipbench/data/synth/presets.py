@@ -17,7 +17,7 @@ class SynthPreset:
     """A typed description of one synthetic dataset preset."""
 
     name: str
-    task: str  # "pretrain" | "text-reid" | "image-reid" | "attributes" | "parsing"
+    task: str  # "pretrain" | "text-reid" | "image-reid" | "attributes" | "parsing" | "person-search"
     description: str
     layout: str  # default on-disk layout
     layouts: tuple[str, ...]  # every layout this preset can be written in
@@ -35,6 +35,10 @@ class SynthPreset:
     distractor_fraction: float = 0.0  # pid-0 gallery images, as a fraction of the gallery
     junk_fraction: float = 0.0  # Market "-1" images, as a fraction of the gallery
     min_images_per_id: int = 1
+    # person search (multi-person frames, plipbench.data.synth.search): images_per_id = most frames per identity
+    walkers_per_frame: float = 0.0  # unlabelled persons per frame (Poisson mean)
+    small_fraction: float = 0.0  # share of boxes drawn small (w <= 19 px at the default size)
+    gallery_sizes: tuple[int, ...] = ()  # CUHK-SYSU TestG{size}.mat files written
 
 
 PRESETS: dict[str, SynthPreset] = {
@@ -141,15 +145,49 @@ PRESETS: dict[str, SynthPreset] = {
             cameras=0,
             scenes=SCENES,
         ),
+        SynthPreset(
+            name="synth-cuhk-sysu",
+            task="person-search",
+            description="CUHK-SYSU-like person search: multi-person frames, 150 train / 100 test identities in "
+                        "2-4 frames each, unlabelled walkers, small boxes, TestG50 / TestG100 galleries",
+            layout="cuhk-sysu",
+            layouts=("cuhk-sysu",),
+            identities=250,
+            images_per_id=4,
+            splits=(("train", 0.6), ("test", 0.4)),
+            cameras=0,
+            scenes=("street", "campus", "plaza", "indoor", "station"),
+            min_images_per_id=2,
+            walkers_per_frame=1.0,
+            small_fraction=0.12,
+            gallery_sizes=(50, 100),
+        ),
+        SynthPreset(
+            name="synth-prw",
+            task="person-search",
+            description="PRW-like person search: frames of 6 cameras, 120 train / 80 test identities in 2-5 "
+                        "frames each, unlabelled walkers (id -2), small boxes, one query per identity and camera",
+            layout="prw",
+            layouts=("prw",),
+            identities=200,
+            images_per_id=5,
+            splits=(("train", 0.6), ("test", 0.4)),
+            cameras=6,
+            scenes=("campus", "street", "plaza"),
+            min_images_per_id=2,
+            walkers_per_frame=1.2,
+            small_fraction=0.12,
+        ),
     )
 }
 
 TEXT_LAYOUTS = ("synth-pedes", "cuhk-pedes", "icfg-pedes", "rstpreid")
 WRITABLE_LAYOUTS = ("synth-pedes", "cuhk-pedes", "icfg-pedes", "rstpreid", "market1501", "dukemtmc", "msmt17",
-                    "cuhk03-np", "pa100k", "lip", "lip-schp", "pascal-person-part", "cihp")
+                    "cuhk03-np", "pa100k", "lip", "lip-schp", "pascal-person-part", "cihp", "cuhk-sysu", "prw")
 # a writer layout that is a variant of a reader layout (the reader finds the variant)
 READER_LAYOUTS = {"lip-schp": "lip"}
 PARSING_LAYOUTS = ("lip", "lip-schp", "pascal-person-part", "cihp")
+SEARCH_LAYOUTS = ("cuhk-sysu", "prw")
 
 
 def split_sizes(total: int, splits: tuple[tuple[str, float], ...]) -> list[tuple[str, int]]:

@@ -47,6 +47,8 @@ GENERATED_NAMES = (
     *ANNOTATION_FILES.values(), *MSMT17_LISTS.values(),
     "TrainVal_images", "TrainVal_parsing_annotations", "train_images", "val_images", "train_segmentations",
     "val_segmentations", "train_id.txt", "val_id.txt", "Training", "Validation",
+    "Image", "annotation", "frames", "annotations", "query_box", "frame_train.mat", "frame_test.mat",
+    "ID_train.mat", "ID_test.mat", "query_info.txt",
     "plipbench_synth_manifest.json", "plipbench_synth_annotations.json", "preview.png",
 )  # fmt: skip
 
