@@ -8,6 +8,9 @@ disk must equal ``manifest["files"]``, the layout must match, every split must b
 identities must be disjoint where the layout promises it (ReID: train vs query / gallery; text: train
 vs val / test).
 
+A person-search copy (``cuhk-sysu``, ``prw``) has every box checked against its frame's size (a box reaching out of
+its frame is a problem naming the annotation file) and every query's frame must be a gallery image.
+
 A parsing copy also has every label map checked: present, decodable as an 8-bit single-channel (or palette)
 PNG, the size of its image, and holding only class ids of the label set or 255 (ignore).
 
@@ -217,12 +220,69 @@ def check_dataset(layout: str, root: str | Path, *, quick: bool = False, **reade
                          expected=expected, synthetic=synthetic, options=options)
     if dataset is not None:
         _check_images(dataset, report, quick)
+        if info.kind == "person-search":
+            _check_scenes(dataset, report)
     report.ok = not report.problems
     return report
 
 
+def _image_paths(dataset: Any) -> list[Path]:
+    if isinstance(dataset, PersonDataset):
+        return list(dict.fromkeys(r.image_path for r in dataset.records))
+    scenes = [*dataset.train, *dataset.gallery, *dataset.queries]
+    return list(dict.fromkeys(s.image_path for s in scenes))
+
+
+def _annotation_file(dataset: Any, scene: Any) -> Path:
+    if dataset.layout == "prw":
+        return Path(dataset.root) / "annotations" / f"{scene.name}.mat"
+    return Path(dataset.root) / "annotation" / "Images.mat"
+
+
+def _outside(box: Any, width: int, height: int) -> bool:
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return x1 < 0 or y1 < 0 or x2 > width or y2 > height
+
+
+def _check_scenes(dataset: Any, report: CheckReport) -> None:
+    """Person search: every box inside its frame, every query's frame in the gallery."""
+    from PIL import Image
+
+    sizes: dict[Path, tuple[int, int]] = {}
+    for path in _image_paths(dataset):
+        try:
+            with Image.open(path) as img:  # the header only
+                sizes[path] = img.size
+        except (OSError, ValueError):
+            continue  # missing or undecodable: reported by _check_images
+    bad: list[tuple[Path, str]] = []
+    for scene in [*dataset.train, *dataset.gallery]:
+        size = sizes.get(scene.image_path)
+        if size is None:
+            continue
+        for box in scene.boxes:
+            if _outside(box, *size):
+                bad.append((_annotation_file(dataset, scene), f"image {scene.name} ({size[0]}x{size[1]}): box "
+                                                               f"[x1, y1, x2, y2] {[round(float(v), 2) for v in box]}"))
+    query_file = Path(dataset.root) / ("query_info.txt" if dataset.layout == "prw" else
+                                       "annotation/test/train_test/TestG50.mat")
+    for i, q in enumerate(dataset.queries):
+        size = sizes.get(q.image_path)
+        if size is not None and _outside(q.box, *size):
+            bad.append((query_file, f"query {i + 1} in image {q.name} ({size[0]}x{size[1]}): box [x1, y1, x2, y2] "
+                                    f"{[round(float(v), 2) for v in q.box]}"))
+    if bad:
+        first_file, first_what = bad[0]
+        report.problems.append(f"{first_file}: {len(bad)} box(es) reach out of their frame (first: {first_what})")
+    missing = [(i, q) for i, q in enumerate(dataset.queries) if q.gallery_index < 0]
+    if missing:
+        i, q = missing[0]
+        report.problems.append(f"{query_file}: {len(missing)} query frame(s) not in the gallery (first: query "
+                               f"{i + 1}, image {q.name}, not in annotation/pool.mat)")
+
+
 def _check_images(dataset: PersonDataset, report: CheckReport, quick: bool) -> None:
-    paths = list(dict.fromkeys(r.image_path for r in dataset.records))
+    paths = _image_paths(dataset)
     present = []
     for p in paths:
         if os.path.isfile(p):
@@ -239,7 +299,7 @@ def _check_images(dataset: PersonDataset, report: CheckReport, quick: bool) -> N
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(decode_problem, to_decode, chunksize=64))
     report.decoded = len(to_decode)
-    if dataset.class_names:
+    if getattr(dataset, "class_names", None):
         with_masks = [r for r in dataset.records if r.mask_path is not None]
         if quick and len(with_masks) > QUICK_SAMPLE:
             with_masks = random.Random(0).sample(with_masks, QUICK_SAMPLE)

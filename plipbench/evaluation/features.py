@@ -101,6 +101,15 @@ class RecordImages:
         return tensor.flip(-1) if self.flip else tensor
 
 
+class _Path:
+    """A bare image path where :meth:`FeatureStore._image_key` expects a record."""
+
+    __slots__ = ("image_path",)
+
+    def __init__(self, path: Any) -> None:
+        self.image_path = path
+
+
 def empty_stats() -> dict[str, Any]:
     """A :class:`FeatureStore`'s counters before any work."""
     return {"hits": 0, "misses": 0, "images_encoded": 0, "texts_encoded": 0, "seconds": 0.0, "encode_seconds": 0.0}
@@ -130,16 +139,17 @@ class FeatureStore:
     def _backbone_key(self) -> bytes:
         return f"{self.backbone.fingerprint}|{self.backbone.code_fingerprint}|{self.backbone.precision}\n".encode()
 
-    def _image_key(self, records: Sequence[PersonRecord], flip: bool) -> str:
+    def _image_key(self, records: Sequence[PersonRecord] | Sequence[_Path], flip: bool) -> str:
         h = hashlib.sha256(self._backbone_key())
         h.update(json.dumps(self.backbone.image_transform.model_dump(mode="json"), sort_keys=True).encode())
         h.update(b"flip" if flip else b"noflip")
         for r in records:
+            path = r.image_path
             try:
-                st = os.stat(r.image_path)
+                st = os.stat(path)
             except OSError as err:
-                raise DataError(r.image_path, "image file not found") from err
-            h.update(os.fsencode(str(r.image_path)) + f"|{st.st_size}|{st.st_mtime_ns}\n".encode())
+                raise DataError(path, "image file not found") from err
+            h.update(os.fsencode(str(path)) + f"|{st.st_size}|{st.st_mtime_ns}\n".encode())
         return h.hexdigest()
 
     def _text_key(self, captions: Sequence[str]) -> str:
@@ -286,6 +296,61 @@ class FeatureStore:
             self.stats["seconds"] += time.perf_counter() - started
             self.stats["encode_seconds"] += time.perf_counter() - started
             return np.load(path, mmap_mode="r")
+
+    def crop_features(self, crops: Sequence[tuple[Any, Any]]) -> torch.Tensor:
+        """``(N, D)`` float32 features of image regions ``(image_path, [x1, y1, x2, y2])``, in order: each box is
+        cut from its image (rounded to whole pixels, clipped to the image, at least 1 x 1) and preprocessed as a
+        whole image would be (the backbone's resize, mean and std). Cached like :meth:`image_features`; the key
+        adds every box."""
+        import numpy as np
+
+        paths = list(dict.fromkeys(str(p) for p, _ in crops))
+        h = hashlib.sha256(self._image_key([_Path(p) for p in paths], False).encode())
+        h.update(b"crops")
+        for p, box in crops:
+            h.update(os.fsencode(str(p)) + b"|")
+            h.update(np.asarray(box, dtype=np.float64).reshape(4).tobytes())
+        return self._cached("crops", h.hexdigest(), len(crops), lambda: self._encode_crops(crops))
+
+    def _encode_crops(self, crops: Sequence[tuple[Any, Any]]) -> torch.Tensor:
+        import numpy as np
+        import torch
+
+        from plipbench.data.decoded import to_model_input, transform_resize
+
+        started = time.perf_counter()
+        rank, world = _dist()
+        lo, hi = shard_bounds(len(crops), rank, world)
+        spec = self.backbone.image_transform
+        resize = transform_resize(spec)
+        opened: dict[str, Any] = {}
+        chunks, pixels = [], []
+
+        def flush() -> None:
+            if pixels:
+                batch = to_model_input(np.stack(pixels), spec.mean, spec.std)
+                chunks.append(self.backbone.encode_image(batch).cpu())
+                pixels.clear()
+
+        for path, box in crops[lo:hi]:
+            key = str(path)
+            if key not in opened:
+                opened.clear()  # crops come grouped by image: keep one decoded image at a time
+                with open_rgb(path) as img:
+                    opened[key] = img.convert("RGB")
+            img = opened[key]
+            x1, y1, x2, y2 = (float(v) for v in np.asarray(box, dtype=np.float64).reshape(4))
+            left, top = min(max(0, round(x1)), img.width - 1), min(max(0, round(y1)), img.height - 1)
+            right, bottom = max(left + 1, min(img.width, round(x2))), max(top + 1, min(img.height, round(y2)))
+            pixels.append(np.asarray(resize.apply(img.crop((left, top, right, bottom))), dtype=np.uint8))
+            if len(pixels) == self.batch_size:
+                flush()
+        flush()
+        part = torch.cat(chunks) if chunks else torch.empty(0, self.backbone.embedding_dim)
+        self.stats["images_encoded"] += hi - lo
+        gathered = _gather(part)
+        self.stats["encode_seconds"] += time.perf_counter() - started
+        return gathered
 
     def text_features(self, captions: Sequence[str], *, task: str | None = None) -> torch.Tensor:
         """``(N, D)`` float32 features of the captions, in order (raises for image-only backbones)."""

@@ -78,7 +78,8 @@ class TaskResult(BaseModel):
     backbone: str
     seed: int | None = Field(None, description="training seed of this run; None: nothing depends on a seed")
     task: str
-    task_family: str = Field(description="text-reid | image-reid | attributes | domain-generalization")
+    task_family: str = Field(description="text-reid | image-reid | attributes | domain-generalization | parsing | "
+                                         "person-search")
     protocol: str = Field(description="zero-shot | linear-probe | fine-tune | few-shot-... ")
     dataset: str
     main_score: str = Field(description="key of `scores` that ranks backbones on this task, e.g. 'R@1' or 'mA'")

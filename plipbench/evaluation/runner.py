@@ -53,8 +53,11 @@ def _still_valid(result: Any, backbone: Backbone | BackboneIdentity, task_hash: 
 
 def is_stochastic(protocol: ProtocolSpec) -> bool:
     """Whether a protocol's number depends on a seed: everything that trains (probes, fine-tunes) or draws a
-    few-shot subset; a zero-shot protocol on all the data is deterministic given the weights."""
-    return protocol.base != "zero-shot" or protocol.train_fraction < 1.0
+    few-shot subset; a zero-shot protocol (or person search's ``gt-boxes``) on all the data is deterministic given
+    the weights."""
+    from plipbench.evaluation.tasks import DETERMINISTIC_PROTOCOLS
+
+    return protocol.base not in DETERMINISTIC_PROTOCOLS or protocol.train_fraction < 1.0
 
 
 def resolve_seeds(seed: int, seeds: int | None) -> list[int]:
@@ -166,6 +169,9 @@ def dataset_fingerprint(dataset: PersonDataset) -> str:
     if manifest.is_file():
         h.update(json.loads(manifest.read_text()).get("config_hash", "").encode())
     root = Path(dataset.root)
+    if not hasattr(dataset, "records"):  # person search: every scene's boxes and identities, and the queries
+        _hash_scenes(h, dataset, root)
+        return h.hexdigest()
     for r in dataset.records:
         try:
             rel = Path(r.image_path).relative_to(root).as_posix()
@@ -179,6 +185,32 @@ def dataset_fingerprint(dataset: PersonDataset) -> str:
                 line += "|" + Path(r.mask_path).as_posix()
         h.update(f"{line}\n".encode())
     return h.hexdigest()
+
+
+def _relative(path: Any, root: Path) -> str:
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return Path(path).as_posix()
+
+
+def _hash_scenes(h: Any, dataset: Any, root: Path) -> None:
+    import numpy as np
+
+    for split, scenes in (("train", dataset.train), ("gallery", dataset.gallery)):
+        for s in scenes:
+            h.update(f"{split}|{_relative(s.image_path, root)}|{s.camid}|".encode())
+            h.update(np.ascontiguousarray(s.boxes, dtype=np.float64).tobytes())
+            h.update(np.ascontiguousarray(s.pids, dtype=np.int64).tobytes() + b"\n")
+    for q in dataset.queries:
+        h.update(f"query|{_relative(q.image_path, root)}|{q.pid}|{q.camid}|{q.gallery_index}|".encode())
+        h.update(np.ascontiguousarray(q.box, dtype=np.float64).tobytes() + b"\n")
+    if dataset.protocol is not None:
+        for images, targets in zip(dataset.protocol.images, dataset.protocol.targets, strict=True):
+            h.update(np.ascontiguousarray(images, dtype=np.int64).tobytes())
+            for g in sorted(targets):
+                h.update(f"|{g}|".encode() + np.ascontiguousarray(targets[g], dtype=np.float64).tobytes())
+            h.update(b"\n")
 
 
 def _subset_identities(records: list[PersonRecord], fraction: float, seed: int) -> list[PersonRecord]:
@@ -219,6 +251,13 @@ def build_task_data(task: TaskSpec, protocol: ProtocolSpec, datasets: DatasetCac
     from plipbench.evaluation.protocols.base import TaskData
 
     target, target_fp = datasets.get(task.dataset, ctx)
+    if task.kind == "person-search":  # scenes, not person records: the protocol reads data.target itself
+        if not target.gallery or not target.queries:
+            raise DataError(target.root, f"task {task.name}: the {'gallery' if not target.gallery else 'query'} "
+                                         f"split is empty")
+        return TaskData(target=target, source=target, train_records=[], val_records=[], test_records=[],
+                        query_records=[], gallery_records=[], attribute_names=None, target_fingerprint=target_fp,
+                        source_fingerprint=target_fp)
     source, source_fp = datasets.get(task.train_dataset, ctx) if task.train_dataset else (target, target_fp)
     s = task.splits
     train = _subset_identities(source.split(s.train), protocol.train_fraction, seed)

@@ -26,15 +26,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from plipbench.errors import ConfigError, DataError, validate_model, yaml_error_line
 
-TaskKind = Literal["text-reid", "image-reid", "attributes", "parsing"]
-TaskFamily = Literal["text-reid", "image-reid", "attributes", "domain-generalization", "parsing"]
+TaskKind = Literal["text-reid", "image-reid", "attributes", "parsing", "person-search"]
+TaskFamily = Literal["text-reid", "image-reid", "attributes", "domain-generalization", "parsing", "person-search"]
 
 BASE_PROTOCOLS: dict[str, tuple[str, ...]] = {
     "text-reid": ("zero-shot", "linear-probe", "fine-tune"),
     "image-reid": ("zero-shot", "fine-tune"),
     "attributes": ("linear-probe", "zero-shot", "fine-tune"),
     "parsing": ("linear-probe",),
+    "person-search": ("gt-boxes",),
 }
+# base protocols that train nothing and use all the data: one deterministic run, no seed
+DETERMINISTIC_PROTOCOLS = ("zero-shot", "gt-boxes")
 TASKS_ENV = "PLIPBENCH_TASKS"
 _VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 
@@ -113,6 +116,7 @@ _METRIC_OPTIONS: dict[str, frozenset[str]] = {
     "image-reid": frozenset({"metric", "ap", "max_rank"}),
     "attributes": frozenset({"threshold", "convention", "threshold_rule"}),
     "parsing": frozenset({"ignore_index", "flip"}),
+    "person-search": frozenset({"det_thresh", "ignore_cam_id", "cbgm"}),
 }
 
 
@@ -122,6 +126,8 @@ def _reported_scores(kind: str, metric_options: dict[str, Any]) -> set[str] | No
         return {"mA", "Acc", "Prec", "Rec", "F1"}
     if kind == "parsing":
         return {"mIoU", "pixel_accuracy", "mean_accuracy"}
+    if kind == "person-search":
+        return {"mAP", "R@1", "R@5", "R@10"}
     if kind == "image-reid":
         max_rank = metric_options.get("max_rank", 50)
         if isinstance(max_rank, bool) or not isinstance(max_rank, int):

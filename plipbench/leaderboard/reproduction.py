@@ -38,6 +38,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from plipbench.evaluation.results import TaskResult
+from plipbench.evaluation.tasks import DETERMINISTIC_PROTOCOLS
 from plipbench.leaderboard.seeds import Cell, group_cells
 
 EXACT_TOLERANCE = 1e-9
@@ -157,7 +158,7 @@ def is_exact(cell: Cell) -> bool:
         if r.seed is None:
             continue
         steps = (r.provenance.backbone or {}).get("pretraining_steps")
-        untrained_protocol = (r.provenance.protocol_options or {}).get("base", r.protocol) == "zero-shot"
+        untrained_protocol = (r.provenance.protocol_options or {}).get("base", r.protocol) in DETERMINISTIC_PROTOCOLS
         if not (r.zero_shot and untrained_protocol and steps == 0):
             return False
     return True

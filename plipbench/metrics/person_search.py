@@ -338,7 +338,8 @@ def evaluate_person_search(query_features: Any, gallery: Sequence[Any], gallerie
     ``query_context`` (CBGM only): per query, (k, D) features of the query image's detections, the query
     box first. ``confidence_weighted``: multiply gallery features by their scores first (SeqNet's CWS; its
     model does this itself). Returns ``mAP``, ``top-k`` for each ``k``, ``per_query_ap`` (NaN for a skipped
-    query), ``per_query_recall``, ``num_queries``, ``num_skipped`` and ``protocol``.
+    query), ``per_query_recall``, ``per_query_first_hit_rank`` (0-based rank of the query's first true positive
+    among its ranked boxes, -1 when none or skipped: ``top-k`` is the mean of ``0 <= rank < k``), ``num_queries``, ``num_skipped`` and ``protocol``.
 
     The brief's worked example (three target images, hits in two of them)::
 
@@ -380,6 +381,7 @@ def evaluate_person_search(query_features: Any, gallery: Sequence[Any], gallerie
     aps = np.full(n_query, np.nan)
     recalls = np.full(n_query, np.nan)
     hits = np.zeros((n_query, len(ks)), dtype=bool)
+    ranks = np.full(n_query, -1, dtype=np.int64)
     chunk = max(1, chunk_bytes // max(1, 8 * packed.n_boxes))
     scratch = np.empty(packed.n_images, dtype=np.int64)
     position = np.empty(packed.n_images, dtype=np.int64)  # image -> its place in the query's images
@@ -406,6 +408,7 @@ def evaluate_person_search(query_features: Any, gallery: Sequence[Any], gallerie
                                             count_gt)
             aps[i], recalls[i] = ap, recall
             hits[i] = [rank is not None and rank < k for k in ks]
+            ranks[i] = -1 if rank is None else rank
     valid = ~np.isnan(aps)
     if not valid.any():
         raise MetricInputError("galleries: no query has a target image in its gallery; nothing to score")
@@ -415,6 +418,7 @@ def evaluate_person_search(query_features: Any, gallery: Sequence[Any], gallerie
     out.update({
         "per_query_ap": aps,
         "per_query_recall": recalls,
+        "per_query_first_hit_rank": ranks,
         "num_queries": int(valid.sum()),
         "num_skipped": int((~valid).sum()),
         "protocol": {

@@ -1,6 +1,7 @@
 """Readers for every supported dataset layout, and the registry that names them.
 
-Each reader turns one on-disk layout into a :class:`~plipbench.data.records.PersonDataset`; the registry
+Each reader turns one on-disk layout into a :class:`~plipbench.data.records.PersonDataset` (the person-search
+layouts ``cuhk-sysu`` and ``prw``: a :class:`~plipbench.data.readers.person_search.PersonSearchDataset`); the registry
 :data:`READERS` maps the layout name (the ``--layout`` value) to its :class:`ReaderInfo` (description,
 reader, expected directory tree, official split sizes, folder names to look for, accepted options).
 
@@ -18,19 +19,20 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from plipbench.data.readers import attributes, cuhk03, msmt17, parsing, reid_market, text
+from plipbench.data.readers import attributes, cuhk03, cuhk_sysu, msmt17, parsing, prw, reid_market, text
 from plipbench.data.readers.base import ReaderInfo, search_root
+from plipbench.data.readers.person_search import PersonSearchDataset
 from plipbench.data.records import PersonDataset
 from plipbench.errors import ConfigError
 
 READERS: dict[str, ReaderInfo] = {
     info.name: info
-    for module in (reid_market, msmt17, cuhk03, text, attributes, parsing)
+    for module in (reid_market, msmt17, cuhk03, text, attributes, parsing, cuhk_sysu, prw)
     for info in module.INFOS
 }
 LAYOUT_NAMES: tuple[str, ...] = (
     "market1501", "dukemtmc", "msmt17", "cuhk03-np", "cuhk-pedes", "icfg-pedes", "rstpreid", "synth-pedes",
-    "pa100k", "peta", "rapv1", "rapv2", "lip", "pascal-person-part", "cihp",
+    "pa100k", "peta", "rapv1", "rapv2", "lip", "pascal-person-part", "cihp", "cuhk-sysu", "prw",
 )
 assert set(LAYOUT_NAMES) == set(READERS), "every layout needs a reader"
 
@@ -52,7 +54,7 @@ def _check_options(info: ReaderInfo, options: dict[str, Any]) -> None:
         raise ConfigError(f"layout {info.name} does not accept option(s) {', '.join(unknown)}; accepted: {accepted}")
 
 
-def read_dataset(layout: str, root: str | Path, **options: Any) -> PersonDataset:
+def read_dataset(layout: str, root: str | Path, **options: Any) -> PersonDataset | PersonSearchDataset:
     """Read the ``layout`` dataset found at ``root`` (the dataset folder or a data folder holding it).
 
     ``options`` are the layout's reader options (``READERS[layout].options`` lists them with their

@@ -56,7 +56,7 @@ class ReaderInfo:
     split_sizes: SplitSizes
     folder_names: tuple[str, ...]
     marker: Callable[[Path], bool]
-    kind: str  # "reid", "text", "attributes" or "parsing"
+    kind: str  # "reid", "text", "attributes", "parsing" or "person-search"
     required_splits: tuple[str, ...]
     options: Mapping[str, Any] = field(default_factory=dict)
     sizes_for: Callable[[Mapping[str, Any]], SplitSizes] | None = None

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from plipbench.data.readers.base import (
+    ReaderInfo,
     SafeJoiner,
     load_mat,
     locate_root,
@@ -251,3 +252,28 @@ def read_cuhk_sysu(root: str | Path, *, gallery_size: int = 100) -> PersonSearch
     return PersonSearchDataset(name="CUHK-SYSU", layout="cuhk-sysu", root=where, train=train, gallery=gallery,
                                queries=queries, protocol=protocol, dropped_boxes=dropped,
                                options={"gallery_size": gallery_size, "unmatched_boxes": unmatched})
+
+
+CUHK_SYSU_TREE = """
+CUHK-SYSU/
+  Image/SSM/s1.jpg ...                         scene images (train and test)
+  annotation/Images.mat, pool.mat              every box [x, y, w, h] per image; the test (gallery) images
+  annotation/test/train_test/Train.mat         train identities
+  annotation/test/train_test/TestG50.mat ...   queries and per-query galleries (TestG50, 100, 500, ... 4000)
+"""
+
+INFOS = (
+    ReaderInfo(
+        name="cuhk-sysu",
+        description="CUHK-SYSU person search: scene images with every person boxed, 2,900 queries, per-query "
+                    "galleries of TestG{gallery_size}.mat (100 by default, the reported setting).",
+        reader=read_cuhk_sysu,
+        tree=CUHK_SYSU_TREE,
+        split_sizes={"train": {"identities": 5532}, "query": {"images": 2900, "identities": 2900}},
+        folder_names=CANDIDATES,
+        marker=_is_cuhk_sysu,
+        kind="person-search",
+        required_splits=("train", "gallery", "query"),
+        options={"gallery_size": 100},
+    ),
+)

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from plipbench.data.readers.base import (
+    ReaderInfo,
     SafeJoiner,
     load_mat,
     locate_root,
@@ -160,3 +161,29 @@ def read_prw(root: str | Path, *, seqnet_boxes: bool = False) -> PersonSearchDat
     return PersonSearchDataset(name="PRW", layout="prw", root=where, train=splits["train"],
                                gallery=splits["gallery"], queries=queries, dropped_boxes=dropped,
                                options={"seqnet_boxes": bool(seqnet_boxes)})
+
+
+PRW_TREE = """
+PRW-v16.04.20/
+  frames/c1s1_000151.jpg ...                   6 cameras
+  annotations/c1s1_000151.jpg.mat              box_new: rows [id, x, y, w, h], id -2 = unknown identity
+  frame_train.mat, frame_test.mat              frame names of each split
+  query_info.txt                               "pid x y w h frame" per query (CRLF)
+"""
+
+INFOS = (
+    ReaderInfo(
+        name="prw",
+        description="PRW person search: frames of 6 cameras with every person boxed, 2,057 queries; the gallery of "
+                    "a query is every test frame but its own.",
+        reader=read_prw,
+        tree=PRW_TREE,
+        split_sizes={"train": {"images": 5704, "identities": 482}, "gallery": {"images": 6112},
+                     "query": {"images": 2057}},
+        folder_names=CANDIDATES,
+        marker=_is_prw,
+        kind="person-search",
+        required_splits=("train", "gallery", "query"),
+        options={"seqnet_boxes": False},
+    ),
+)
