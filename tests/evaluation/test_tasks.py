@@ -106,11 +106,13 @@ def test_the_schema_knows_the_metric_options_the_protocols_accept() -> None:
     from plipbench.evaluation.protocols.attributes import ATTRIBUTE_METRIC_DEFAULTS
     from plipbench.evaluation.protocols.image_reid import IMAGE_METRIC_DEFAULTS
     from plipbench.evaluation.protocols.parsing import PARSING_METRIC_DEFAULTS
+    from plipbench.evaluation.protocols.person_search import PERSON_SEARCH_METRIC_DEFAULTS
     from plipbench.evaluation.protocols.text_reid import TEXT_METRIC_DEFAULTS
     from plipbench.evaluation.tasks import _METRIC_OPTIONS
 
     protocols = {"text-reid": set(TEXT_METRIC_DEFAULTS), "image-reid": set(IMAGE_METRIC_DEFAULTS),
-                 "attributes": set(ATTRIBUTE_METRIC_DEFAULTS), "parsing": set(PARSING_METRIC_DEFAULTS)}
+                 "attributes": set(ATTRIBUTE_METRIC_DEFAULTS), "parsing": set(PARSING_METRIC_DEFAULTS),
+                 "person-search": set(PERSON_SEARCH_METRIC_DEFAULTS)}
     assert protocols == _METRIC_OPTIONS
 
 
