@@ -53,7 +53,8 @@ def synth(
         image_size=parse_image_size(image_size), workers=workers, overwrite=overwrite, progress=True,
     )  # fmt: skip
     sheet = None
-    if preview or preview_out is not None:
+    scenes = "person_search" in manifest  # frames, not person crops: no contact sheet
+    if (preview or preview_out is not None) and not scenes:
         from plipbench.data.synth.preview import contact_sheet
 
         sheet = contact_sheet(out, preview_out)
@@ -64,9 +65,10 @@ def synth(
     for col in ("split", "images", "identities", "captions", "cameras"):
         table.add_column(col, justify="left" if col == "split" else "right")
     for split, row in manifest["splits"].items():
-        table.add_row(split, *(str(row[c]) for c in ("images", "identities", "captions", "cameras")))
+        table.add_row(split, *(str(row.get(c, "-")) for c in ("images", "identities", "captions", "cameras")))
     console.print(table)
     console.print(
         f"{manifest['files']} image files written in {elapsed:.1f} s"
         + (f"; preview: {sheet}" if sheet else "")
+        + ("; no contact sheet for person-search frames" if scenes and (preview or preview_out is not None) else "")
     )
