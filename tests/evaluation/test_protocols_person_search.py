@@ -145,3 +145,29 @@ def test_det_thresh_above_1_is_refused(tmp_path) -> None:
     dataset = read_dataset("prw", tmp_path / "prw")
     with pytest.raises(ConfigError, match="det_thresh"):
         gt_boxes(_context(dataset, {"det_thresh": 1.5}))
+
+
+def test_crop_features_equal_the_features_of_the_cut_out_image_and_are_cached(tmp_path) -> None:
+    from PIL import Image
+    from protocol_fixtures import image_only_backbone
+
+    from plipbench.data.records import PersonRecord
+    from plipbench.evaluation.features import FeatureStore
+
+    rng = np.random.default_rng(0)
+    frame = tmp_path / "frame.png"
+    Image.fromarray(rng.integers(0, 256, (90, 160, 3), dtype=np.uint8)).save(frame)
+    boxes = [np.array([10.0, 5.0, 40.0, 65.0]), np.array([100.2, 20.0, 150.0, 88.0]), np.array([-5.0, 0.0, 12.0, 30.0])]
+    cut = []
+    for i, (x1, y1, x2, y2) in enumerate([(10, 5, 40, 65), (100, 20, 150, 88), (0, 0, 12, 30)]):  # rounded, clipped
+        cut.append(tmp_path / f"crop{i}.png")
+        with Image.open(frame) as img:
+            img.crop((x1, y1, x2, y2)).save(cut[-1])
+    store = FeatureStore(image_only_backbone(), cache_dir=tmp_path / "cache")
+    crops = store.crop_features([(frame, b) for b in boxes])
+    whole = store.image_features([PersonRecord(p, 0, -1, "test") for p in cut])
+    assert torch.allclose(crops, whole, atol=1e-6)
+    assert torch.equal(store.crop_features([(frame, b) for b in boxes]), crops)
+    assert store.stats["hits"] == 1
+    moved = store.crop_features([(frame, boxes[0] + 1), *[(frame, b) for b in boxes[1:]]])
+    assert store.stats["hits"] == 1 and not torch.equal(moved[0], crops[0])  # another box is another entry
