@@ -10,7 +10,8 @@ Data roles (``ctx.data``): ``train_records`` come from the source dataset (the t
 unless the task is domain generalization), ``val_records`` too (or empty), and evaluation uses
 ``test_records`` (text-reid, attributes) or ``query_records`` / ``gallery_records`` (image-reid)
 of the target. ``train_fraction < 1`` (few-shot) has already been applied to the training
-identities, seeded.
+identities, seeded. A person-search task (scenes, not person records) leaves every record list empty: its
+protocol reads the :class:`~plipbench.data.readers.person_search.PersonSearchDataset` in ``target``.
 """
 
 from __future__ import annotations
