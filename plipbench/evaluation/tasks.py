@@ -1,6 +1,7 @@
 """Task specs: one YAML per task under ``tasks/``, validated by a typed schema (unknown keys rejected).
 
-A task is data; a task *kind* is code (``text-reid``, ``image-reid``, ``attributes``). A task names
+A task is data; a task *kind* is code (``text-reid``, ``image-reid``, ``attributes``, ``parsing``,
+``person-search``). A task names
 the dataset it evaluates on (a reader layout and a root, or a synthetic preset generated on first
 use into the cache), optionally a different dataset to train on (domain generalization), the
 protocols it runs and their options, the metric options, and its main score.
