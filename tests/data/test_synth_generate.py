@@ -60,7 +60,7 @@ def _recount(root: Path, layout: str) -> tuple[dict, int]:
                 assert (root / folder / rel).is_file()
                 rows.append((split, int(label), int(Path(rel).name.split("_")[2]) - 1, 0))
         return _summary(rows), sum(1 for p in root.rglob("*.jpg"))
-    if layout in ("market1501", "dukemtmc", "cuhk03-np"):
+    if layout in ("market1501", "dukemtmc", "cuhk03-np", "occluded-duke"):
         folders = {"bounding_box_train": "train", "query": "query", "bounding_box_test": "gallery"}
         files = 0
         base = root / "labeled" if layout == "cuhk03-np" else root

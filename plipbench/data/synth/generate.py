@@ -237,6 +237,10 @@ def plan(p: SynthPreset, layout: str, n: int, k: int, seed: int) -> list[ImageJo
                 jobs.append(ImageJob(f"{p.name}/{kind}", e, 0, -1, "gallery", int(rng.integers(p.cameras)),
                                      _views(p, rng, 1)[0], reid_pid=0 if kind == "distractor" else -1,
                                      junk=kind == "junk"))  # fmt: skip
+    if p.heavy_occlusion:  # drawn from its own stream, so the rest of the plan is the same without it
+        chance = dict(p.heavy_occlusion)
+        for j in jobs:
+            j.occluded = derive_rng("occlusion", j.pool, seed, j.index, j.k).random() < chance.get(j.split, 0.0)
     _annotate(p, layout, jobs, seed)
     assign_paths(jobs, layout)
     return jobs
@@ -295,7 +299,8 @@ def _render_chunk(args: tuple) -> int:
             mask_path.parent.mkdir(parents=True, exist_ok=True)
             mask_path.write_bytes(mask.getvalue())
         else:
-            arr = render_person(ident, j.view, rng, size, look=look, junk=j.junk)  # type: ignore[arg-type]
+            arr = render_person(ident, j.view, rng, size, look=look, junk=j.junk,  # type: ignore[arg-type]
+                                heavy_occluder=j.occluded)
         buf = io.BytesIO()
         if j.relpath.endswith(".png"):
             Image.fromarray(arr).save(buf, format="PNG", optimize=False)
@@ -392,6 +397,8 @@ def _sidecar(jobs: list[ImageJob], seed: int) -> dict:
         }
         if j.junk:
             entry["junk"] = True
+        if j.occluded:
+            entry["occluded"] = True
         if j.mask_relpath:
             entry["mask"] = j.mask_relpath
         if j.prompt is not None:

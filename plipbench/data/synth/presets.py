@@ -35,6 +35,7 @@ class SynthPreset:
     distractor_fraction: float = 0.0  # pid-0 gallery images, as a fraction of the gallery
     junk_fraction: float = 0.0  # Market "-1" images, as a fraction of the gallery
     min_images_per_id: int = 1
+    heavy_occlusion: tuple[tuple[str, float], ...] = ()  # record split -> chance of a heavy occluder (occluded ReID)
 
 
 PRESETS: dict[str, SynthPreset] = {
@@ -116,6 +117,22 @@ PRESETS: dict[str, SynthPreset] = {
             min_images_per_id=2,
         ),
         SynthPreset(
+            name="synth-occluded-duke",
+            task="image-reid",
+            description="Occluded-Duke-like occluded image ReID: synth-duke's cameras and sizes, every query behind a "
+                        "heavy occluder, 10 % of the gallery and of train too",
+            layout="occluded-duke",
+            layouts=("occluded-duke", "occluded-duke-lists"),
+            identities=350,
+            images_per_id=8,
+            splits=(("train", 150 / 350), ("test", 150 / 350), ("gallery", 50 / 350)),
+            cameras=8,
+            scenes=("park", "night", "campus", "indoor"),
+            harsh=1.3,
+            min_images_per_id=2,
+            heavy_occlusion=(("query", 1.0), ("gallery", 0.1), ("train", 0.1)),
+        ),
+        SynthPreset(
             name="synth-pa100k",
             task="attributes",
             description="PA-100K-like attributes: 2,000/250/750 images of distinct people, 26 labels",
@@ -146,9 +163,10 @@ PRESETS: dict[str, SynthPreset] = {
 
 TEXT_LAYOUTS = ("synth-pedes", "cuhk-pedes", "icfg-pedes", "rstpreid")
 WRITABLE_LAYOUTS = ("synth-pedes", "cuhk-pedes", "icfg-pedes", "rstpreid", "market1501", "dukemtmc", "msmt17",
-                    "cuhk03-np", "pa100k", "lip", "lip-schp", "pascal-person-part", "cihp")
+                    "cuhk03-np", "pa100k", "lip", "lip-schp", "pascal-person-part", "cihp", "occluded-duke",
+                    "occluded-duke-lists")
 # a writer layout that is a variant of a reader layout (the reader finds the variant)
-READER_LAYOUTS = {"lip-schp": "lip"}
+READER_LAYOUTS = {"lip-schp": "lip", "occluded-duke-lists": "occluded-duke"}
 PARSING_LAYOUTS = ("lip", "lip-schp", "pascal-person-part", "cihp")
 
 

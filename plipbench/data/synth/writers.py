@@ -48,6 +48,7 @@ GENERATED_NAMES = (
     "TrainVal_images", "TrainVal_parsing_annotations", "train_images", "val_images", "train_segmentations",
     "val_segmentations", "train_id.txt", "val_id.txt", "Training", "Validation",
     "plipbench_synth_manifest.json", "plipbench_synth_annotations.json", "preview.png",
+    "Occluded_Duke", "DukeMTMC-reID",
 )  # fmt: skip
 
 
@@ -74,11 +75,12 @@ class ImageJob:
     labels: list[int] = field(default_factory=list)
     mask_relpath: str = ""  # parsing layouts: the label map (set by assign_paths)
     mask_channel: int = 0  # 0: LIP labels, 1: PASCAL-Person-Part labels
+    occluded: bool = False  # drawn behind a heavy occluder (occluded-ReID presets)
 
 
 def assign_paths(jobs: list[ImageJob], layout: str, *, suffix: str = ".jpg") -> None:
     """Set ``pid`` and ``relpath`` of every job for ``layout`` (deterministic, in job order)."""
-    if layout in ("market1501", "dukemtmc"):
+    if layout in ("market1501", "dukemtmc", "occluded-duke", "occluded-duke-lists"):
         folders = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
         frame = {}
         for j in jobs:
@@ -91,6 +93,9 @@ def assign_paths(jobs: list[ImageJob], layout: str, *, suffix: str = ".jpg") -> 
             else:
                 name = f"{pid_txt}_c{j.camera + 1}_f{frame[j.camera]:07d}{suffix}"
             j.relpath = f"{folders[j.split]}/{name}"
+            if layout == "occluded-duke-lists":  # the images in a Duke copy; some queries sit in its gallery folder
+                folder = "bounding_box_test" if j.split == "query" and j.k % 2 else folders[j.split]
+                j.relpath = f"DukeMTMC-reID/{folder}/{name}"
     elif layout == "cuhk03-np":
         folders = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
         for n, j in enumerate(jobs):
@@ -225,8 +230,16 @@ def _mat_bytes(jobs: list[ImageJob]) -> bytes:
     return bytes(data)
 
 
+OCC_DUKE_LISTS = {"train": "train.list", "query": "query.list", "gallery": "gallery.list"}
+
+
 def write_annotations(root: Path, jobs: list[ImageJob], layout: str) -> None:
     """Write the layout's annotation file (Market / Duke have none: the file names are the labels)."""
+    if layout == "occluded-duke-lists":
+        for split, list_name in OCC_DUKE_LISTS.items():
+            names = "".join(f"{Path(j.relpath).name}\n" for j in jobs if j.split == split and not j.junk)
+            atomic_write_bytes(root / "Occluded_Duke" / list_name, names.encode("utf-8"))
+        return
     if layout == "msmt17":
         for list_name, data in _msmt17_lists(jobs).items():
             atomic_write_bytes(root / list_name, data)
@@ -252,7 +265,7 @@ def to_records(root: Path, jobs: list[ImageJob], layout: str) -> list[PersonReco
         if j.junk:
             continue
         path = root / j.relpath
-        if layout in ("market1501", "dukemtmc", "cuhk03-np", "msmt17"):
+        if layout in ("market1501", "dukemtmc", "cuhk03-np", "msmt17", "occluded-duke", "occluded-duke-lists"):
             recs.append(PersonRecord(path, j.pid, j.camera, j.split))
         elif layout == "pa100k":
             recs.append(PersonRecord(path, j.pid, -1, j.split, attributes=tuple(j.labels)))
