@@ -212,6 +212,10 @@ def check_dataset(layout: str, root: str | Path, *, quick: bool = False, **reade
         expected = info.expected_sizes(options)
         if dataset is not None and expected:  # empty: the official sizes are not known (PETA_ZS, RAP_ZS)
             problems += _compare(summary, expected, "official")
+        names = dataset.attribute_names if dataset is not None else None
+        count = info.attribute_count
+        if names is not None and count is not None and options.get("attributes", "eval") == "eval" and len(names) != count:
+            problems.append(f"{len(names)} evaluated attributes, official {count}")
 
     report = CheckReport(layout=layout, root=data_root, ok=False, problems=problems, summary=summary,
                          expected=expected, synthetic=synthetic, options=options)

@@ -12,8 +12,9 @@ code). Its content (an ``EasyDict``; reference brief ``more-tasks.md`` §4.2):
 * ``attr_name``: the A attribute names;
 * ``label_idx.eval`` (optional): the evaluated columns. With option ``attributes="eval"`` (default) the labels
   are re-indexed by it; a file without ``label_idx`` already holds only the evaluated columns (``pedes.py``'s
-  zero-shot branch). Either way PETA_ZS must give 35 attributes and RAP_ZS 53 (RAPv2's 54 minus Age46-60);
-  ``"all"`` keeps every column without that check;
+  zero-shot branch); ``"all"`` keeps every column. PETA_ZS evaluates 35 attributes and RAP_ZS 53 (RAPv2's 54
+  minus Age46-60): ``plipbench data check`` compares a real copy with that count
+  (:attr:`ReaderInfo.attribute_count`);
 * ``partition``: 0-based index arrays ``train``, ``val``, ``trainval``, ``test`` (a list of arrays is read
   at position ``partition``, default 0). By default train / val / test are kept apart, so that a protocol
   selects on val; option ``trainval=true`` trains on ``trainval`` (Rethinking_of_PAR's configs, which then
@@ -122,14 +123,10 @@ def read_zero_shot(layout: str, root: str | Path, *, file: str = ZS_FILE, image_
     labels = _labels(path, _field(path, info, "label"), n, len(attr_names), label_2_as)
     cols = list(range(len(attr_names)))
     label_idx = info.get("label_idx")
-    if attributes == "eval":
-        if label_idx is not None:
-            if not isinstance(label_idx, dict):
-                raise DataError(path, f"label_idx: expected an EasyDict, got {type(label_idx).__name__}")
-            cols = _indices(path, "label_idx.eval", _field(path, label_idx, "eval"), len(attr_names)).tolist()
-        if len(cols) != ZS_EVAL[layout]:
-            raise DataError(path, f"{len(cols)} evaluated attributes, expected {ZS_EVAL[layout]} for "
-                                  f"{ZS_TITLES[layout]} (use option attributes=all to read every column)")
+    if attributes == "eval" and label_idx is not None:
+        if not isinstance(label_idx, dict):
+            raise DataError(path, f"label_idx: expected an EasyDict, got {type(label_idx).__name__}")
+        cols = _indices(path, "label_idx.eval", _field(path, label_idx, "eval"), len(attr_names)).tolist()
     parts = _field(path, info, "partition")
     if not isinstance(parts, dict):
         raise DataError(path, f"partition: expected an EasyDict, got {type(parts).__name__}")
@@ -195,6 +192,7 @@ INFOS = (
         kind="attributes",
         required_splits=("train", "test"),
         options=dict(_ZS_OPTIONS),
+        attribute_count=ZS_EVAL["peta-zs"],
     ),
     ReaderInfo(
         name="rap-zs",
@@ -207,5 +205,6 @@ INFOS = (
         kind="attributes",
         required_splits=("train", "test"),
         options=dict(_ZS_OPTIONS),
+        attribute_count=ZS_EVAL["rap-zs"],
     ),
 )

@@ -476,7 +476,7 @@ def _write_copy(out: Path, p: SynthPreset, layout: str, n: int, k: int, size: tu
     parsing = layout in PARSING_LAYOUTS
     dataset = PersonDataset(
         name=p.name, layout=reader_layout, root=out, records=to_records(out, jobs, layout),
-        attribute_names=list(PA100K_ATTRIBUTES) if layout == "pa100k" else None,
+        attribute_names=list(PA100K_ATTRIBUTES) if layout in ("pa100k", "peta-zs", "rap-zs") else None,
         class_names=(list(PASCAL_CLASSES) if layout == "pascal-person-part" else list(LIP_CLASSES)) if parsing
         else None,
     )  # fmt: skip

@@ -137,7 +137,7 @@ PRESETS: dict[str, SynthPreset] = {
             task="attributes",
             description="PA-100K-like attributes: 2,000/250/750 images of distinct people, 26 labels",
             layout="pa100k",
-            layouts=("pa100k",),
+            layouts=("pa100k", "peta-zs", "rap-zs"),
             identities=3000,
             images_per_id=1,
             splits=(("train", 2000 / 3000), ("val", 250 / 3000), ("test", 750 / 3000)),
@@ -164,7 +164,7 @@ PRESETS: dict[str, SynthPreset] = {
 TEXT_LAYOUTS = ("synth-pedes", "cuhk-pedes", "icfg-pedes", "rstpreid")
 WRITABLE_LAYOUTS = ("synth-pedes", "cuhk-pedes", "icfg-pedes", "rstpreid", "market1501", "dukemtmc", "msmt17",
                     "cuhk03-np", "pa100k", "lip", "lip-schp", "pascal-person-part", "cihp", "occluded-duke",
-                    "occluded-duke-lists")
+                    "occluded-duke-lists", "peta-zs", "rap-zs")
 # a writer layout that is a variant of a reader layout (the reader finds the variant)
 READER_LAYOUTS = {"lip-schp": "lip", "occluded-duke-lists": "occluded-duke"}
 PARSING_LAYOUTS = ("lip", "lip-schp", "pascal-person-part", "cihp")
