@@ -114,6 +114,7 @@ def _compare(summary: dict, expected: dict, what: str) -> list[str]:
 
 
 SYNTH_PREVIEW = "preview.png"  # the contact sheet `plipbench data synth --preview` writes at the root
+COUNTED_SUFFIXES = (*IMAGE_SUFFIXES, ".tif", ".tiff")  # .tif: the raw Occluded-REID layout
 
 
 def _count_image_files(root: Path) -> int:
@@ -121,7 +122,7 @@ def _count_image_files(root: Path) -> int:
     n = 0
     for directory, _subdirs, files in os.walk(root):
         at_root = Path(directory) == Path(root)
-        n += sum(1 for f in files if f.lower().endswith(IMAGE_SUFFIXES) and not (at_root and f == SYNTH_PREVIEW))
+        n += sum(1 for f in files if f.lower().endswith(COUNTED_SUFFIXES) and not (at_root and f == SYNTH_PREVIEW))
     return n
 
 

@@ -71,6 +71,13 @@ def _recount(root: Path, layout: str) -> tuple[dict, int]:
                 if pid != -1:
                     rows.append((split, pid, cam - 1, 0))
         return _summary(rows), files
+    if layout in ("occluded-reid", "partial-reid"):  # test-only: query camera 0, gallery camera 1
+        folders = {"occluded-reid": {"query": "query", "gallery": "gallery"},
+                   "partial-reid": {"query": "partial_body_images", "gallery": "whole_body_images"}}[layout]
+        for split, folder in folders.items():
+            for p in sorted((root / folder).glob("*.jpg")):
+                rows.append((split, int(p.name.split("_")[0]), 0 if split == "query" else 1, 0))
+        return _summary(rows), len(rows)
     if layout in ("lip", "lip-schp", "pascal-person-part", "cihp"):
         from plipbench.data.synth.writers import PARSING_FOLDERS
 

@@ -29,14 +29,19 @@ def test_heavy_occluders_hide_about_half_the_person():
     assert 0.35 < float(np.mean(visible)) < 0.7 and max(visible) <= 1.0
 
 
-def test_only_the_occluded_preset_plans_heavy_occluders():
+def test_only_the_occluded_and_partial_presets_change_their_queries():
     for name, preset in PRESETS.items():
         jobs = plan(preset, preset.layout, 20, max(preset.min_images_per_id, 3), 0)
         occluded = {s: [j.occluded for j in jobs if j.split == s] for s in {j.split for j in jobs}}
-        if name != "synth-occluded-duke":
-            assert not any(any(v) for v in occluded.values()), name  # so their images are byte-for-byte unchanged
-        else:
+        partial = {s: [j.partial for j in jobs if j.split == s] for s in {j.split for j in jobs}}
+        if name == "synth-occluded-duke":
             assert all(occluded["query"]) and 0 < sum(occluded["gallery"]) < len(occluded["gallery"])
+        elif name == "synth-occluded-reid":
+            assert all(occluded["query"]) and not any(occluded["gallery"])
+        elif name == "synth-partial-reid":
+            assert all(partial["query"]) and not any(partial["gallery"]) and not any(any(v) for v in occluded.values())
+        else:  # so their images are byte-for-byte what they were
+            assert not any(any(v) for v in occluded.values()) and not any(any(v) for v in partial.values()), name
 
 
 @pytest.mark.parametrize("layout", ["occluded-duke", "occluded-duke-lists"])
@@ -54,3 +59,22 @@ def test_twin_is_read_back_by_the_occluded_duke_reader(tmp_path, layout):
         folders = {r.image_path.parent.name for r in ds.split("query")}
         assert folders == {"query", "bounding_box_test"}
         assert (tmp_path / "copy" / "Occluded_Duke" / "query.list").is_file()
+
+
+@pytest.mark.parametrize(("preset", "layout", "reader", "suffix"), [
+    ("synth-occluded-reid", "occluded-reid", "occluded-reid", ".jpg"),
+    ("synth-occluded-reid", "occluded-reid-raw", "occluded-reid", ".tif"),
+    ("synth-partial-reid", "partial-reid", "partial-reid", ".jpg"),
+])
+def test_test_only_twins(tmp_path, preset, layout, reader, suffix):
+    manifest = generate(preset, tmp_path / "copy", layout=layout, identities=6, images_per_id=4, image_size=(64, 32),
+                        workers=1, progress=False)
+    ds = read_dataset(reader, tmp_path / "copy")
+    assert ds.summary() == manifest["splits"] and set(ds.splits()) == {"query", "gallery"}
+    assert {r.camid for r in ds.split("query")} == {0} and {r.camid for r in ds.split("gallery")} == {1}
+    assert {r.pid for r in ds.split("query")} == {r.pid for r in ds.split("gallery")} and len(ds.split("query")) == 18
+    assert {r.image_path.suffix for r in ds.records} == {suffix}
+    sidecar = json.loads((tmp_path / "copy" / manifest["sidecar"]).read_text())
+    flag = "partial" if preset == "synth-partial-reid" else "occluded"
+    assert all(e.get(flag) for e in sidecar.values() if e["split"] == "query")
+    assert not any(e.get(flag) for e in sidecar.values() if e["split"] == "gallery")

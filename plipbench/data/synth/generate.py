@@ -216,7 +216,10 @@ def plan(p: SynthPreset, layout: str, n: int, k: int, seed: int) -> list[ImageJo
             idx = ordinal
             rng = derive_rng("images", p.name, seed, idx)
             views = _views(p, rng, k)
-            if reid:
+            if reid and p.queries_per_id:  # a test-only set: query images, then gallery ones, of every identity
+                q = min(p.queries_per_id, k - 1)
+                cams, queries = [0] * q + [1] * (k - q), set(range(q))
+            elif reid:
                 cams = _reid_cameras(p, rng, k)
                 queries = _query_images(cams, rng) if split == "test" else set()
             else:
@@ -241,6 +244,8 @@ def plan(p: SynthPreset, layout: str, n: int, k: int, seed: int) -> list[ImageJo
         chance = dict(p.heavy_occlusion)
         for j in jobs:
             j.occluded = derive_rng("occlusion", j.pool, seed, j.index, j.k).random() < chance.get(j.split, 0.0)
+    for j in jobs:
+        j.partial = p.partial_query and j.split == "query"
     _annotate(p, layout, jobs, seed)
     assign_paths(jobs, layout)
     return jobs
@@ -274,7 +279,7 @@ def _render_chunk(args: tuple) -> int:
     """Render, encode and write one chunk of jobs (runs in a worker process or inline)."""
     from PIL import Image
 
-    from plipbench.data.synth.render import render_person
+    from plipbench.data.synth.render import partial_view, render_person
     from plipbench.data.synth.scenes import sample_look
 
     root, jobs, size, seed, preset_name = args
@@ -301,9 +306,13 @@ def _render_chunk(args: tuple) -> int:
         else:
             arr = render_person(ident, j.view, rng, size, look=look, junk=j.junk,  # type: ignore[arg-type]
                                 heavy_occluder=j.occluded)
+            if j.partial:
+                arr = partial_view(arr, derive_rng("partial", j.pool, seed, j.index, j.k))  # type: ignore[arg-type]
         buf = io.BytesIO()
         if j.relpath.endswith(".png"):
             Image.fromarray(arr).save(buf, format="PNG", optimize=False)
+        elif j.relpath.endswith(".tif"):  # the raw Occluded-REID release
+            Image.fromarray(arr).save(buf, format="TIFF")
         else:
             Image.fromarray(arr).save(buf, format="JPEG", quality=JPEG_QUALITY)
         path = Path(root) / j.relpath
@@ -399,6 +408,8 @@ def _sidecar(jobs: list[ImageJob], seed: int) -> dict:
             entry["junk"] = True
         if j.occluded:
             entry["occluded"] = True
+        if j.partial:
+            entry["partial"] = True
         if j.mask_relpath:
             entry["mask"] = j.mask_relpath
         if j.prompt is not None:

@@ -36,6 +36,9 @@ class SynthPreset:
     junk_fraction: float = 0.0  # Market "-1" images, as a fraction of the gallery
     min_images_per_id: int = 1
     heavy_occlusion: tuple[tuple[str, float], ...] = ()  # record split -> chance of a heavy occluder (occluded ReID)
+    partial_query: bool = False  # queries keep only part of the body (partial ReID)
+    queries_per_id: int = 0  # test-only sets: the first images of every identity are its queries (camera 0), the
+    # rest its gallery (camera 1); 0: queries drawn per camera (Market style)
 
 
 PRESETS: dict[str, SynthPreset] = {
@@ -133,6 +136,38 @@ PRESETS: dict[str, SynthPreset] = {
             heavy_occlusion=(("query", 1.0), ("gallery", 0.1), ("train", 0.1)),
         ),
         SynthPreset(
+            name="synth-occluded-reid",
+            task="image-reid",
+            description="Occluded-REID-like test-only set: 100 ids, 5 query images behind heavy occluders and 5 "
+                        "whole-body gallery images each, a fresh scene per image",
+            layout="occluded-reid",
+            layouts=("occluded-reid", "occluded-reid-raw"),
+            identities=100,
+            images_per_id=10,
+            splits=(("test", 1.0),),
+            cameras=0,
+            scenes=("campus", "plaza", "street", "indoor"),
+            min_images_per_id=2,
+            heavy_occlusion=(("query", 1.0),),
+            queries_per_id=5,
+        ),
+        SynthPreset(
+            name="synth-partial-reid",
+            task="image-reid",
+            description="Partial-REID-like test-only set: 60 ids, 5 partial-body query images (part of the body "
+                        "cropped away) and 5 whole-body gallery images each, a fresh scene per image",
+            layout="partial-reid",
+            layouts=("partial-reid",),
+            identities=60,
+            images_per_id=10,
+            splits=(("test", 1.0),),
+            cameras=0,
+            scenes=("campus", "plaza", "street", "indoor"),
+            min_images_per_id=2,
+            partial_query=True,
+            queries_per_id=5,
+        ),
+        SynthPreset(
             name="synth-pa100k",
             task="attributes",
             description="PA-100K-like attributes: 2,000/250/750 images of distinct people, 26 labels",
@@ -164,9 +199,10 @@ PRESETS: dict[str, SynthPreset] = {
 TEXT_LAYOUTS = ("synth-pedes", "cuhk-pedes", "icfg-pedes", "rstpreid")
 WRITABLE_LAYOUTS = ("synth-pedes", "cuhk-pedes", "icfg-pedes", "rstpreid", "market1501", "dukemtmc", "msmt17",
                     "cuhk03-np", "pa100k", "lip", "lip-schp", "pascal-person-part", "cihp", "occluded-duke",
-                    "occluded-duke-lists", "peta-zs", "rap-zs")
+                    "occluded-duke-lists", "peta-zs", "rap-zs", "occluded-reid", "occluded-reid-raw",
+                    "partial-reid")
 # a writer layout that is a variant of a reader layout (the reader finds the variant)
-READER_LAYOUTS = {"lip-schp": "lip", "occluded-duke-lists": "occluded-duke"}
+READER_LAYOUTS = {"lip-schp": "lip", "occluded-duke-lists": "occluded-duke", "occluded-reid-raw": "occluded-reid"}
 PARSING_LAYOUTS = ("lip", "lip-schp", "pascal-person-part", "cihp")
 
 

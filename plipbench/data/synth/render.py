@@ -425,3 +425,18 @@ def render_person(
     camera_effects(img, look, rng, cv, heavy_occluder=heavy_occluder)
     out = np.clip(img, 0, 255).astype(np.uint8)
     return (out, labels) if parts else out
+
+
+def partial_view(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A partial-ReID query from a rendered (H, W, 3) uint8 image: only part of the body is kept (the top 40-65 %,
+    or in 3 of 10 images the left or right 55-80 %), stretched back to (H, W), as Partial-REID crops away the
+    occluded part."""
+    from PIL import Image
+
+    h, w = img.shape[:2]
+    if rng.random() < 0.7:
+        crop = img[: max(2, int(h * rng.uniform(0.4, 0.65)))]
+    else:
+        keep = max(2, int(w * rng.uniform(0.55, 0.8)))
+        crop = img[:, :keep] if rng.random() < 0.5 else img[:, w - keep :]
+    return np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize((w, h), Image.BILINEAR))

@@ -7,7 +7,7 @@ exactly what was written.
 
 Written ids: ``cuhk-pedes`` and ``synth-pedes`` 1-based, ``icfg-pedes`` and ``rstpreid``
 0-based and contiguous from the first train identity; Market / Duke keep the raw pids drawn by
-the generator (pid 0 = distractor, -1 = junk); PA-100K has no ids (the reader uses the image's
+the generator (pid 0 = distractor, -1 = junk), and so do Occluded-Duke, Occluded-REID and Partial-REID; PA-100K has no ids (the reader uses the image's
 0-based index over train, val, test in file order). ``peta-zs`` and ``rap-zs`` are the zero-shot attribute
 pickles (``dataset_zs_run0.pkl``, an ``easydict.EasyDict`` as Rethinking_of_PAR writes it, with the 26 PA-100K
 labels, no ``label_idx`` and a placeholder absolute ``root`` the reader must ignore) over ``images/`` or
@@ -52,7 +52,8 @@ GENERATED_NAMES = (
     "TrainVal_images", "TrainVal_parsing_annotations", "train_images", "val_images", "train_segmentations",
     "val_segmentations", "train_id.txt", "val_id.txt", "Training", "Validation",
     "plipbench_synth_manifest.json", "plipbench_synth_annotations.json", "preview.png",
-    "Occluded_Duke", "DukeMTMC-reID", "images", "RAP_dataset", "dataset_zs_run0.pkl",
+    "Occluded_Duke", "DukeMTMC-reID", "images", "RAP_dataset", "dataset_zs_run0.pkl", "gallery",
+    "occluded_body_images", "whole_body_images", "partial_body_images",
 )  # fmt: skip
 
 
@@ -80,6 +81,7 @@ class ImageJob:
     mask_relpath: str = ""  # parsing layouts: the label map (set by assign_paths)
     mask_channel: int = 0  # 0: LIP labels, 1: PASCAL-Person-Part labels
     occluded: bool = False  # drawn behind a heavy occluder (occluded-ReID presets)
+    partial: bool = False  # only part of the body kept (partial-ReID presets)
 
 
 def assign_paths(jobs: list[ImageJob], layout: str, *, suffix: str = ".jpg") -> None:
@@ -100,6 +102,17 @@ def assign_paths(jobs: list[ImageJob], layout: str, *, suffix: str = ".jpg") -> 
             if layout == "occluded-duke-lists":  # the images in a Duke copy; some queries sit in its gallery folder
                 folder = "bounding_box_test" if j.split == "query" and j.k % 2 else folders[j.split]
                 j.relpath = f"DukeMTMC-reID/{folder}/{name}"
+    elif layout in ("occluded-reid", "occluded-reid-raw", "partial-reid"):  # flat folders, or per-id .tif (raw)
+        raw = layout == "occluded-reid-raw"
+        folders = {"occluded-reid": {"query": "query", "gallery": "gallery"},
+                   "occluded-reid-raw": {"query": "occluded_body_images", "gallery": "whole_body_images"},
+                   "partial-reid": {"query": "partial_body_images", "gallery": "whole_body_images"}}[layout]
+        number: dict[tuple[int, str], int] = {}
+        for j in jobs:
+            j.pid = j.reid_pid
+            n = number[(j.pid, j.split)] = number.get((j.pid, j.split), 0) + 1
+            name = f"{j.pid:03d}_{n:02d}"
+            j.relpath = f"{folders[j.split]}/{j.pid:03d}/{name}.tif" if raw else f"{folders[j.split]}/{name}{suffix}"
     elif layout == "cuhk03-np":
         folders = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
         for n, j in enumerate(jobs):
@@ -321,7 +334,8 @@ def to_records(root: Path, jobs: list[ImageJob], layout: str) -> list[PersonReco
         if j.junk:
             continue
         path = root / j.relpath
-        if layout in ("market1501", "dukemtmc", "cuhk03-np", "msmt17", "occluded-duke", "occluded-duke-lists"):
+        if layout in ("market1501", "dukemtmc", "cuhk03-np", "msmt17", "occluded-duke", "occluded-duke-lists",
+                      "occluded-reid", "occluded-reid-raw", "partial-reid"):
             recs.append(PersonRecord(path, j.pid, j.camera, j.split))
         elif layout in ("pa100k", "peta-zs", "rap-zs"):
             recs.append(PersonRecord(path, j.pid, -1, j.split, attributes=tuple(j.labels)))
