@@ -7,8 +7,9 @@ exactly what was written.
 
 Written ids: ``cuhk-pedes`` and ``synth-pedes`` 1-based, ``icfg-pedes`` and ``rstpreid``
 0-based and contiguous from the first train identity; Market / Duke keep the raw pids drawn by
-the generator (pid 0 = distractor, -1 = junk), and so do Occluded-Duke, Occluded-REID and Partial-REID; PA-100K has no ids (the reader uses the image's
-0-based index over train, val, test in file order). ``peta-zs`` and ``rap-zs`` are the zero-shot attribute
+the generator (pid 0 = distractor, -1 = junk), and so do Occluded-Duke, Occluded-REID and
+Partial-REID; PA-100K has no ids (the reader uses the image's 0-based index over train, val, test
+in file order). ``peta-zs`` and ``rap-zs`` are the zero-shot attribute
 pickles (``dataset_zs_run0.pkl``, an ``easydict.EasyDict`` as Rethinking_of_PAR writes it, with the 26 PA-100K
 labels, no ``label_idx`` and a placeholder absolute ``root`` the reader must ignore) over ``images/`` or
 ``RAP_dataset/`` PNGs, indexed like PA-100K.
