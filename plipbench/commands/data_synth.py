@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-_PRESET_HELP = "synth-pedes | synth-cuhk | synth-icfg | synth-market | synth-duke | synth-pa100k"
+_PRESET_HELP = "synth-pedes | synth-cuhk | synth-icfg | synth-market | synth-duke | synth-occluded-duke | synth-pa100k"
 
 
 def synth(

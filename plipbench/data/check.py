@@ -117,6 +117,7 @@ def _compare(summary: dict, expected: dict, what: str) -> list[str]:
 
 
 SYNTH_PREVIEW = "preview.png"  # the contact sheet `plipbench data synth --preview` writes at the root
+COUNTED_SUFFIXES = (*IMAGE_SUFFIXES, ".tif", ".tiff")  # .tif: the raw Occluded-REID layout
 
 
 def _count_image_files(root: Path) -> int:
@@ -124,7 +125,7 @@ def _count_image_files(root: Path) -> int:
     n = 0
     for directory, _subdirs, files in os.walk(root):
         at_root = Path(directory) == Path(root)
-        n += sum(1 for f in files if f.lower().endswith(IMAGE_SUFFIXES) and not (at_root and f == SYNTH_PREVIEW))
+        n += sum(1 for f in files if f.lower().endswith(COUNTED_SUFFIXES) and not (at_root and f == SYNTH_PREVIEW))
     return n
 
 
@@ -213,8 +214,12 @@ def check_dataset(layout: str, root: str | Path, *, quick: bool = False, **reade
         problems += extra
     else:
         expected = info.expected_sizes(options)
-        if dataset is not None:
+        if dataset is not None and expected:  # empty: the official sizes are not known (PETA_ZS, RAP_ZS)
             problems += _compare(summary, expected, "official")
+        names = dataset.attribute_names if dataset is not None else None
+        count = info.attribute_count
+        if names is not None and count is not None and options.get("attributes", "eval") == "eval" and len(names) != count:
+            problems.append(f"{len(names)} evaluated attributes, official {count}")
 
     report = CheckReport(layout=layout, root=data_root, ok=False, problems=problems, summary=summary,
                          expected=expected, synthetic=synthetic, options=options)

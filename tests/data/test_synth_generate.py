@@ -61,7 +61,7 @@ def _recount(root: Path, layout: str) -> tuple[dict, int]:
                 assert (root / folder / rel).is_file()
                 rows.append((split, int(label), int(Path(rel).name.split("_")[2]) - 1, 0))
         return _summary(rows), sum(1 for p in root.rglob("*.jpg"))
-    if layout in ("market1501", "dukemtmc", "cuhk03-np"):
+    if layout in ("market1501", "dukemtmc", "cuhk03-np", "occluded-duke"):
         folders = {"bounding_box_train": "train", "query": "query", "bounding_box_test": "gallery"}
         files = 0
         base = root / "labeled" if layout == "cuhk03-np" else root
@@ -72,6 +72,13 @@ def _recount(root: Path, layout: str) -> tuple[dict, int]:
                 if pid != -1:
                     rows.append((split, pid, cam - 1, 0))
         return _summary(rows), files
+    if layout in ("occluded-reid", "partial-reid"):  # test-only: query camera 0, gallery camera 1
+        folders = {"occluded-reid": {"query": "query", "gallery": "gallery"},
+                   "partial-reid": {"query": "partial_body_images", "gallery": "whole_body_images"}}[layout]
+        for split, folder in folders.items():
+            for p in sorted((root / folder).glob("*.jpg")):
+                rows.append((split, int(p.name.split("_")[0]), 0 if split == "query" else 1, 0))
+        return _summary(rows), len(rows)
     if layout in ("lip", "lip-schp", "pascal-person-part", "cihp"):
         from plipbench.data.synth.writers import PARSING_FOLDERS
 

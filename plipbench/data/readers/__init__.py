@@ -19,7 +19,18 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from plipbench.data.readers import attributes, cuhk03, cuhk_sysu, msmt17, parsing, prw, reid_market, text
+from plipbench.data.readers import (
+    attributes,
+    attributes_zs,
+    cuhk03,
+    cuhk_sysu,
+    msmt17,
+    occluded,
+    parsing,
+    prw,
+    reid_market,
+    text,
+)
 from plipbench.data.readers.base import ReaderInfo, search_root
 from plipbench.data.readers.person_search import PersonSearchDataset
 from plipbench.data.records import PersonDataset
@@ -27,12 +38,13 @@ from plipbench.errors import ConfigError
 
 READERS: dict[str, ReaderInfo] = {
     info.name: info
-    for module in (reid_market, msmt17, cuhk03, text, attributes, parsing, cuhk_sysu, prw)
+    for module in (reid_market, msmt17, cuhk03, text, attributes, parsing, cuhk_sysu, prw, occluded, attributes_zs)
     for info in module.INFOS
 }
 LAYOUT_NAMES: tuple[str, ...] = (
     "market1501", "dukemtmc", "msmt17", "cuhk03-np", "cuhk-pedes", "icfg-pedes", "rstpreid", "synth-pedes",
     "pa100k", "peta", "rapv1", "rapv2", "lip", "pascal-person-part", "cihp", "cuhk-sysu", "prw",
+    "occluded-duke", "occluded-reid", "partial-reid", "partial-ilids", "peta-zs", "rap-zs",
 )
 assert set(LAYOUT_NAMES) == set(READERS), "every layout needs a reader"
 

@@ -60,6 +60,7 @@ class ReaderInfo:
     required_splits: tuple[str, ...]
     options: Mapping[str, Any] = field(default_factory=dict)
     sizes_for: Callable[[Mapping[str, Any]], SplitSizes] | None = None
+    attribute_count: int | None = None  # official number of evaluated attributes, when data check compares it
 
     def expected_sizes(self, options: Mapping[str, Any] | None = None) -> SplitSizes:
         """Official split sizes for the given (effective) reader options."""

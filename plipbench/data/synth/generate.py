@@ -216,7 +216,10 @@ def plan(p: SynthPreset, layout: str, n: int, k: int, seed: int) -> list[ImageJo
             idx = ordinal
             rng = derive_rng("images", p.name, seed, idx)
             views = _views(p, rng, k)
-            if reid:
+            if reid and p.queries_per_id:  # a test-only set: query images, then gallery ones, of every identity
+                q = min(p.queries_per_id, k - 1)
+                cams, queries = [0] * q + [1] * (k - q), set(range(q))
+            elif reid:
                 cams = _reid_cameras(p, rng, k)
                 queries = _query_images(cams, rng) if split == "test" else set()
             else:
@@ -237,6 +240,12 @@ def plan(p: SynthPreset, layout: str, n: int, k: int, seed: int) -> list[ImageJo
                 jobs.append(ImageJob(f"{p.name}/{kind}", e, 0, -1, "gallery", int(rng.integers(p.cameras)),
                                      _views(p, rng, 1)[0], reid_pid=0 if kind == "distractor" else -1,
                                      junk=kind == "junk"))  # fmt: skip
+    if p.heavy_occlusion:  # drawn from its own stream, so the rest of the plan is the same without it
+        chance = dict(p.heavy_occlusion)
+        for j in jobs:
+            j.occluded = derive_rng("occlusion", j.pool, seed, j.index, j.k).random() < chance.get(j.split, 0.0)
+    for j in jobs:
+        j.partial = p.partial_query and j.split == "query"
     _annotate(p, layout, jobs, seed)
     assign_paths(jobs, layout)
     return jobs
@@ -270,7 +279,7 @@ def _render_chunk(args: tuple) -> int:
     """Render, encode and write one chunk of jobs (runs in a worker process or inline)."""
     from PIL import Image
 
-    from plipbench.data.synth.render import render_person
+    from plipbench.data.synth.render import partial_view, render_person
     from plipbench.data.synth.scenes import sample_look
 
     root, jobs, size, seed, preset_name = args
@@ -295,10 +304,15 @@ def _render_chunk(args: tuple) -> int:
             mask_path.parent.mkdir(parents=True, exist_ok=True)
             mask_path.write_bytes(mask.getvalue())
         else:
-            arr = render_person(ident, j.view, rng, size, look=look, junk=j.junk)  # type: ignore[arg-type]
+            arr = render_person(ident, j.view, rng, size, look=look, junk=j.junk,  # type: ignore[arg-type]
+                                heavy_occluder=j.occluded)
+            if j.partial:
+                arr = partial_view(arr, derive_rng("partial", j.pool, seed, j.index, j.k))  # type: ignore[arg-type]
         buf = io.BytesIO()
         if j.relpath.endswith(".png"):
             Image.fromarray(arr).save(buf, format="PNG", optimize=False)
+        elif j.relpath.endswith(".tif"):  # the raw Occluded-REID release
+            Image.fromarray(arr).save(buf, format="TIFF")
         else:
             Image.fromarray(arr).save(buf, format="JPEG", quality=JPEG_QUALITY)
         path = Path(root) / j.relpath
@@ -392,6 +406,10 @@ def _sidecar(jobs: list[ImageJob], seed: int) -> dict:
         }
         if j.junk:
             entry["junk"] = True
+        if j.occluded:
+            entry["occluded"] = True
+        if j.partial:
+            entry["partial"] = True
         if j.mask_relpath:
             entry["mask"] = j.mask_relpath
         if j.prompt is not None:
@@ -471,7 +489,7 @@ def _write_copy(out: Path, p: SynthPreset, layout: str, n: int, k: int, size: tu
     parsing = layout in PARSING_LAYOUTS
     dataset = PersonDataset(
         name=p.name, layout=reader_layout, root=out, records=to_records(out, jobs, layout),
-        attribute_names=list(PA100K_ATTRIBUTES) if layout == "pa100k" else None,
+        attribute_names=list(PA100K_ATTRIBUTES) if layout in ("pa100k", "peta-zs", "rap-zs") else None,
         class_names=(list(PASCAL_CLASSES) if layout == "pascal-person-part" else list(LIP_CLASSES)) if parsing
         else None,
     )  # fmt: skip

@@ -39,6 +39,10 @@ class SynthPreset:
     walkers_per_frame: float = 0.0  # unlabelled persons per frame (Poisson mean)
     small_fraction: float = 0.0  # share of boxes drawn small (w <= 19 px at the default size)
     gallery_sizes: tuple[int, ...] = ()  # CUHK-SYSU TestG{size}.mat files written
+    heavy_occlusion: tuple[tuple[str, float], ...] = ()  # record split -> chance of a heavy occluder (occluded ReID)
+    partial_query: bool = False  # queries keep only part of the body (partial ReID)
+    queries_per_id: int = 0  # test-only sets: the first images of every identity are its queries (camera 0), the
+    # rest its gallery (camera 1); 0: queries drawn per camera (Market style)
 
 
 PRESETS: dict[str, SynthPreset] = {
@@ -120,11 +124,59 @@ PRESETS: dict[str, SynthPreset] = {
             min_images_per_id=2,
         ),
         SynthPreset(
+            name="synth-occluded-duke",
+            task="image-reid",
+            description="Occluded-Duke-like occluded image ReID: synth-duke's cameras and sizes, every query behind a "
+                        "heavy occluder, 10 % of the gallery and of train too",
+            layout="occluded-duke",
+            layouts=("occluded-duke", "occluded-duke-lists"),
+            identities=350,
+            images_per_id=8,
+            splits=(("train", 150 / 350), ("test", 150 / 350), ("gallery", 50 / 350)),
+            cameras=8,
+            scenes=("park", "night", "campus", "indoor"),
+            harsh=1.3,
+            min_images_per_id=2,
+            heavy_occlusion=(("query", 1.0), ("gallery", 0.1), ("train", 0.1)),
+        ),
+        SynthPreset(
+            name="synth-occluded-reid",
+            task="image-reid",
+            description="Occluded-REID-like test-only set: 100 ids, 5 query images behind heavy occluders and 5 "
+                        "whole-body gallery images each, a fresh scene per image",
+            layout="occluded-reid",
+            layouts=("occluded-reid", "occluded-reid-raw"),
+            identities=100,
+            images_per_id=10,
+            splits=(("test", 1.0),),
+            cameras=0,
+            scenes=("campus", "plaza", "street", "indoor"),
+            min_images_per_id=2,
+            heavy_occlusion=(("query", 1.0),),
+            queries_per_id=5,
+        ),
+        SynthPreset(
+            name="synth-partial-reid",
+            task="image-reid",
+            description="Partial-REID-like test-only set: 60 ids, 5 partial-body query images (part of the body "
+                        "cropped away) and 5 whole-body gallery images each, a fresh scene per image",
+            layout="partial-reid",
+            layouts=("partial-reid",),
+            identities=60,
+            images_per_id=10,
+            splits=(("test", 1.0),),
+            cameras=0,
+            scenes=("campus", "plaza", "street", "indoor"),
+            min_images_per_id=2,
+            partial_query=True,
+            queries_per_id=5,
+        ),
+        SynthPreset(
             name="synth-pa100k",
             task="attributes",
             description="PA-100K-like attributes: 2,000/250/750 images of distinct people, 26 labels",
             layout="pa100k",
-            layouts=("pa100k",),
+            layouts=("pa100k", "peta-zs", "rap-zs"),
             identities=3000,
             images_per_id=1,
             splits=(("train", 2000 / 3000), ("val", 250 / 3000), ("test", 750 / 3000)),
@@ -183,9 +235,11 @@ PRESETS: dict[str, SynthPreset] = {
 
 TEXT_LAYOUTS = ("synth-pedes", "cuhk-pedes", "icfg-pedes", "rstpreid")
 WRITABLE_LAYOUTS = ("synth-pedes", "cuhk-pedes", "icfg-pedes", "rstpreid", "market1501", "dukemtmc", "msmt17",
-                    "cuhk03-np", "pa100k", "lip", "lip-schp", "pascal-person-part", "cihp", "cuhk-sysu", "prw")
+                    "cuhk03-np", "pa100k", "lip", "lip-schp", "pascal-person-part", "cihp", "cuhk-sysu", "prw",
+                    "occluded-duke", "occluded-duke-lists", "peta-zs", "rap-zs", "occluded-reid",
+                    "occluded-reid-raw", "partial-reid")
 # a writer layout that is a variant of a reader layout (the reader finds the variant)
-READER_LAYOUTS = {"lip-schp": "lip"}
+READER_LAYOUTS = {"lip-schp": "lip", "occluded-duke-lists": "occluded-duke", "occluded-reid-raw": "occluded-reid"}
 PARSING_LAYOUTS = ("lip", "lip-schp", "pascal-person-part", "cihp")
 SEARCH_LAYOUTS = ("cuhk-sysu", "prw")
 

@@ -36,6 +36,7 @@ def render_person(
     look: CameraLook | None = None,
     junk: bool = False,
     parts: bool = False,
+    heavy_occluder: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Render ``identity`` seen from ``view`` ("front" | "side" | "back") as an (H, W, 3) uint8 image.
 
@@ -45,6 +46,7 @@ def render_person(
     ``rng`` drives everything that varies between images (walking phase, scale and crop jitter,
     occlusion, blur, noise); ``look`` is the camera (scene, lighting, colour cast), drawn from
     ``rng`` when omitted. ``junk=True`` draws a badly framed crop (a Market-1501 style "-1" image).
+    ``heavy_occluder=True`` puts a large occluder in front of the person (an occluded-ReID query).
     """
     h, w = size
     look = look if look is not None else sample_look(rng)
@@ -420,6 +422,21 @@ def render_person(
         cv.ellipse(head_cx, head_cy - hry * 0.25, hrx * 1.9, hry * 0.22, hat * 0.9)
         cv.ellipse(head_cx, head_cy - hry * 0.45, hrx * 1.0, hry * 0.6, hat, ymax=head_cy - hry * 0.3)
 
-    camera_effects(img, look, rng, cv)
+    camera_effects(img, look, rng, cv, heavy_occluder=heavy_occluder)
     out = np.clip(img, 0, 255).astype(np.uint8)
     return (out, labels) if parts else out
+
+
+def partial_view(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A partial-ReID query from a rendered (H, W, 3) uint8 image: only part of the body is kept (the top 40-65 %,
+    or in 3 of 10 images the left or right 55-80 %), stretched back to (H, W), as Partial-REID crops away the
+    occluded part."""
+    from PIL import Image
+
+    h, w = img.shape[:2]
+    if rng.random() < 0.7:
+        crop = img[: max(2, int(h * rng.uniform(0.4, 0.65)))]
+    else:
+        keep = max(2, int(w * rng.uniform(0.55, 0.8)))
+        crop = img[:, :keep] if rng.random() < 0.5 else img[:, w - keep :]
+    return np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize((w, h), Image.BILINEAR))

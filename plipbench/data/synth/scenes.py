@@ -112,25 +112,41 @@ def render_background(look: CameraLook, rng: np.random.Generator, h: int, w: int
     return img
 
 
-def camera_effects(img: np.ndarray, look: CameraLook, rng: np.random.Generator, cv: Canvas) -> None:
-    """Occlusion, lighting and colour cast, blur and sensor noise (in place)."""
+# Occluder sizes (fractions of the image): the everyday ones every camera look may add, and the heavy ones of an
+# occluded-ReID query (Occluded-Duke style), which hide about half the person
+OCCLUDERS = {"low_top": (0.7, 0.85), "pole_x": (0.05, 0.75), "pole_w": (0.08, 0.16), "walker_rx": (0.15, 0.25)}
+HEAVY_OCCLUDERS = {"low_top": (0.4, 0.55), "pole_x": (0.15, 0.5), "pole_w": (0.3, 0.45), "walker_rx": (0.4, 0.55)}
+
+
+def draw_occluder(img: np.ndarray, rng: np.random.Generator, cv: Canvas, sizes: dict = OCCLUDERS) -> None:
+    """One partial occluder in front of the person (in place); occluders are background in the part labels."""
     h, w = img.shape[:2]
-    if rng.random() < look.occlusion:  # occluders are background in the part labels
-        kind = int(rng.integers(3))
-        col = rng.integers(30, 220, size=3).astype(np.float32)
-        if kind == 0:  # something low in front (bench, car, railing): bottom 15-30 %
-            region = (slice(int(h * rng.uniform(0.7, 0.85)), None), slice(None))
-            img[region] = col
-            cv.clear_labels(region)
-        elif kind == 1:  # a pole
-            x0 = int(rng.uniform(0.05, 0.75) * w)
-            region = (slice(None), slice(x0, x0 + max(2, int(w * rng.uniform(0.08, 0.16)))))
-            img[region] = col
-            cv.clear_labels(region)
-        else:  # a passer-by cut by the frame edge
-            x = 0.0 if rng.random() < 0.5 else float(w)
-            cv.label = (0, 0)
-            cv.ellipse(x, h * 0.55, w * rng.uniform(0.15, 0.25), h * 0.45, col)
+    kind = int(rng.integers(3))
+    col = rng.integers(30, 220, size=3).astype(np.float32)
+    if kind == 0:  # something low in front (bench, car, railing): bottom 15-30 % (heavy: 45-60 %)
+        region = (slice(int(h * rng.uniform(*sizes["low_top"])), None), slice(None))
+        img[region] = col
+        cv.clear_labels(region)
+    elif kind == 1:  # a pole (heavy: a pillar or a sign)
+        x0 = int(rng.uniform(*sizes["pole_x"]) * w)
+        region = (slice(None), slice(x0, x0 + max(2, int(w * rng.uniform(*sizes["pole_w"])))))
+        img[region] = col
+        cv.clear_labels(region)
+    else:  # a passer-by cut by the frame edge
+        x = 0.0 if rng.random() < 0.5 else float(w)
+        cv.label = (0, 0)
+        cv.ellipse(x, h * 0.55, w * rng.uniform(*sizes["walker_rx"]), h * 0.45, col)
+
+
+def camera_effects(img: np.ndarray, look: CameraLook, rng: np.random.Generator, cv: Canvas,
+                   heavy_occluder: bool = False) -> None:
+    """Occlusion, lighting and colour cast, blur and sensor noise (in place).
+
+    ``heavy_occluder=True`` always draws an occluder, of the heavy sizes (:data:`HEAVY_OCCLUDERS`).
+    """
+    h, w = img.shape[:2]
+    if rng.random() < look.occlusion or heavy_occluder:
+        draw_occluder(img, rng, cv, HEAVY_OCCLUDERS if heavy_occluder else OCCLUDERS)
     gain = look.brightness * float(rng.uniform(0.9, 1.1)) * np.asarray(look.cast, dtype=np.float32)
     img *= gain
     radius = float(rng.uniform(0.0, look.blur)) * w / 64

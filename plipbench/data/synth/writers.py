@@ -7,8 +7,12 @@ exactly what was written.
 
 Written ids: ``cuhk-pedes`` and ``synth-pedes`` 1-based, ``icfg-pedes`` and ``rstpreid``
 0-based and contiguous from the first train identity; Market / Duke keep the raw pids drawn by
-the generator (pid 0 = distractor, -1 = junk); PA-100K has no ids (the reader uses the image's
-0-based index over train, val, test in file order).
+the generator (pid 0 = distractor, -1 = junk), and so do Occluded-Duke, Occluded-REID and
+Partial-REID; PA-100K has no ids (the reader uses the image's 0-based index over train, val, test
+in file order). ``peta-zs`` and ``rap-zs`` are the zero-shot attribute
+pickles (``dataset_zs_run0.pkl``, an ``easydict.EasyDict`` as Rethinking_of_PAR writes it, with the 26 PA-100K
+labels, no ``label_idx`` and a placeholder absolute ``root`` the reader must ignore) over ``images/`` or
+``RAP_dataset/`` PNGs, indexed like PA-100K.
 
 ``cuhk03-np`` is written as its Market-style download (``labeled/{bounding_box_train,query,
 bounding_box_test}/0001_c1_5.png``, the preset's raw pids and cameras). ``msmt17`` is written as
@@ -22,6 +26,7 @@ image goes to ``list_val.txt``; a distractor gets a label of its own after the t
 from __future__ import annotations
 
 import io
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +55,8 @@ GENERATED_NAMES = (
     "Image", "annotation", "frames", "annotations", "query_box", "frame_train.mat", "frame_test.mat",
     "ID_train.mat", "ID_test.mat", "query_info.txt",
     "plipbench_synth_manifest.json", "plipbench_synth_annotations.json", "preview.png",
+    "Occluded_Duke", "DukeMTMC-reID", "images", "RAP_dataset", "dataset_zs_run0.pkl", "gallery",
+    "occluded_body_images", "whole_body_images", "partial_body_images",
 )  # fmt: skip
 
 
@@ -76,11 +83,13 @@ class ImageJob:
     labels: list[int] = field(default_factory=list)
     mask_relpath: str = ""  # parsing layouts: the label map (set by assign_paths)
     mask_channel: int = 0  # 0: LIP labels, 1: PASCAL-Person-Part labels
+    occluded: bool = False  # drawn behind a heavy occluder (occluded-ReID presets)
+    partial: bool = False  # only part of the body kept (partial-ReID presets)
 
 
 def assign_paths(jobs: list[ImageJob], layout: str, *, suffix: str = ".jpg") -> None:
     """Set ``pid`` and ``relpath`` of every job for ``layout`` (deterministic, in job order)."""
-    if layout in ("market1501", "dukemtmc"):
+    if layout in ("market1501", "dukemtmc", "occluded-duke", "occluded-duke-lists"):
         folders = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
         frame = {}
         for j in jobs:
@@ -93,6 +102,20 @@ def assign_paths(jobs: list[ImageJob], layout: str, *, suffix: str = ".jpg") -> 
             else:
                 name = f"{pid_txt}_c{j.camera + 1}_f{frame[j.camera]:07d}{suffix}"
             j.relpath = f"{folders[j.split]}/{name}"
+            if layout == "occluded-duke-lists":  # the images in a Duke copy; some queries sit in its gallery folder
+                folder = "bounding_box_test" if j.split == "query" and j.k % 2 else folders[j.split]
+                j.relpath = f"DukeMTMC-reID/{folder}/{name}"
+    elif layout in ("occluded-reid", "occluded-reid-raw", "partial-reid"):  # flat folders, or per-id .tif (raw)
+        raw = layout == "occluded-reid-raw"
+        folders = {"occluded-reid": {"query": "query", "gallery": "gallery"},
+                   "occluded-reid-raw": {"query": "occluded_body_images", "gallery": "whole_body_images"},
+                   "partial-reid": {"query": "partial_body_images", "gallery": "whole_body_images"}}[layout]
+        number: dict[tuple[int, str], int] = {}
+        for j in jobs:
+            j.pid = j.reid_pid
+            n = number[(j.pid, j.split)] = number.get((j.pid, j.split), 0) + 1
+            name = f"{j.pid:03d}_{n:02d}"
+            j.relpath = f"{folders[j.split]}/{j.pid:03d}/{name}.tif" if raw else f"{folders[j.split]}/{name}{suffix}"
     elif layout == "cuhk03-np":
         folders = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
         for n, j in enumerate(jobs):
@@ -122,12 +145,13 @@ def assign_paths(jobs: list[ImageJob], layout: str, *, suffix: str = ".jpg") -> 
             j.relpath = f"Part{1 + j.ordinal // 1000}/{j.pid}/{j.k + 1}{suffix}"
     elif layout in ("lip", "lip-schp", "pascal-person-part", "cihp"):
         _assign_parsing(jobs, layout, suffix)
-    elif layout == "pa100k":
+    elif layout in ("pa100k", "peta-zs", "rap-zs"):
         order = {"train": 0, "val": 1, "test": 2}
         ranked = sorted(range(len(jobs)), key=lambda n: (order[jobs[n].split], n))
         for pos, n in enumerate(ranked):
             jobs[n].pid = pos
-            jobs[n].relpath = f"data/{pos + 1:06d}{suffix}"
+            jobs[n].relpath = {"pa100k": f"data/{pos + 1:06d}{suffix}", "peta-zs": f"images/{pos + 1:05d}.png",
+                               "rap-zs": f"RAP_dataset/{pos + 1:06d}.png"}[layout]
         jobs.sort(key=lambda j: j.pid)
     else:  # pragma: no cover - guarded by generate()
         raise ValueError(layout)
@@ -227,8 +251,67 @@ def _mat_bytes(jobs: list[ImageJob]) -> bytes:
     return bytes(data)
 
 
+ZS_PICKLE = "dataset_zs_run0.pkl"
+
+
+class _EasyDictPickler(pickle._Pickler):  # the pure-Python pickler, whose save_global can be overridden
+    """Pickles :class:`~plipbench.data.readers.safe_pickle.AttrDict` as the global ``easydict.EasyDict`` (what the
+    real files name), without easydict installed."""
+
+    def save_global(self, obj, name=None):  # type: ignore[no-untyped-def]
+        from plipbench.data.readers.safe_pickle import AttrDict
+
+        if obj is AttrDict:
+            self.write(pickle.GLOBAL + b"easydict\nEasyDict\n")
+            self.memoize(obj)
+            return
+        super().save_global(obj, name)
+
+
+def _easydict(**items: object) -> object:
+    from plipbench.data.readers.safe_pickle import AttrDict
+
+    d = AttrDict(items)
+    d.__dict__.update(items)  # EasyDict mirrors its keys as attributes, so its pickle carries that state too
+    return d
+
+
+def _zs_pickle_bytes(jobs: list[ImageJob], layout: str) -> bytes:
+    """The zero-shot split pickle (protocol 4, Python >= 3.8's default) for the jobs in file (pid) order."""
+    labels = np.asarray([j.labels for j in jobs], dtype=np.uint8).reshape(len(jobs), len(PA100K_ATTRIBUTES))
+    index = {s: np.asarray([j.pid for j in jobs if j.split == s], dtype=np.int64) for s in ("train", "val", "test")}
+    trainval = np.concatenate([index["train"], index["val"]])
+    folder = "PETA/images" if layout == "peta-zs" else "RAP2/RAP_dataset"
+
+    def positive_rate(idx: np.ndarray) -> list:
+        return [labels[idx].mean(axis=0).astype(np.float32) if idx.size else np.zeros(labels.shape[1], np.float32)]
+
+    info = _easydict(
+        description="peta" if layout == "peta-zs" else "rap2", reorder="group_order",
+        root=f"/nonexistent/plipbench-synth/{folder}",  # the authors' absolute path in the real files: ignored
+        image_name=[Path(j.relpath).name for j in jobs], label=labels,
+        attr_name=[np.str_(a) for a in PA100K_ATTRIBUTES],
+        partition=_easydict(train=index["train"], val=index["val"], trainval=trainval, test=index["test"]),
+        weight_train=positive_rate(index["train"]), weight_trainval=positive_rate(trainval),
+    )  # fmt: skip
+    buf = io.BytesIO()
+    _EasyDictPickler(buf, protocol=4).dump(info)
+    return buf.getvalue()
+
+
+OCC_DUKE_LISTS = {"train": "train.list", "query": "query.list", "gallery": "gallery.list"}
+
+
 def write_annotations(root: Path, jobs: list[ImageJob], layout: str) -> None:
     """Write the layout's annotation file (Market / Duke have none: the file names are the labels)."""
+    if layout == "occluded-duke-lists":
+        for split, list_name in OCC_DUKE_LISTS.items():
+            names = "".join(f"{Path(j.relpath).name}\n" for j in jobs if j.split == split and not j.junk)
+            atomic_write_bytes(root / "Occluded_Duke" / list_name, names.encode("utf-8"))
+        return
+    if layout in ("peta-zs", "rap-zs"):
+        atomic_write_bytes(root / ZS_PICKLE, _zs_pickle_bytes(jobs, layout))
+        return
     if layout == "msmt17":
         for list_name, data in _msmt17_lists(jobs).items():
             atomic_write_bytes(root / list_name, data)
@@ -254,9 +337,10 @@ def to_records(root: Path, jobs: list[ImageJob], layout: str) -> list[PersonReco
         if j.junk:
             continue
         path = root / j.relpath
-        if layout in ("market1501", "dukemtmc", "cuhk03-np", "msmt17"):
+        if layout in ("market1501", "dukemtmc", "cuhk03-np", "msmt17", "occluded-duke", "occluded-duke-lists",
+                      "occluded-reid", "occluded-reid-raw", "partial-reid"):
             recs.append(PersonRecord(path, j.pid, j.camera, j.split))
-        elif layout == "pa100k":
+        elif layout in ("pa100k", "peta-zs", "rap-zs"):
             recs.append(PersonRecord(path, j.pid, -1, j.split, attributes=tuple(j.labels)))
         elif layout in PARSING_FOLDERS:
             recs.append(PersonRecord(path, j.pid, -1, j.split, mask_path=root / j.mask_relpath))
