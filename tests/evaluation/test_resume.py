@@ -17,8 +17,10 @@ import torch
 from protocol_fixtures import (
     ATTRIBUTE_TASK,
     IMAGE_TASK,
+    TEXT_TASK,
     image_only_backbone,
     make_context,
+    plip_mini,
     real_store,
     synthetic_dataset,
     task_data,
@@ -111,6 +113,10 @@ class _DiesAfter(FineTuneCheckpoint):
 
 
 def _contexts(tmp_path, kind: str):
+    if kind == "text-reid":  # a bare classifier matrix outside the modules, and dropout in the text encoder
+        backbone = plip_mini()
+        data = task_data(synthetic_dataset(tmp_path / "data", "synth-cuhk", "cuhk-pedes", 16, 3))
+        return lambda: make_context(TEXT_TASK, "fine-tune", data, backbone, real_store(backbone), {"epochs": 3})
     backbone = image_only_backbone()
     if kind == "image-reid":
         data = task_data(synthetic_dataset(tmp_path / "data", "synth-market", "market1501", 12, 4), val=False)
@@ -120,7 +126,7 @@ def _contexts(tmp_path, kind: str):
                                 {"epochs": 3, "batch_size": 8})
 
 
-@pytest.mark.parametrize("kind", ["image-reid", "attributes"])
+@pytest.mark.parametrize("kind", ["image-reid", "attributes", "text-reid"])
 def test_resumed_fine_tune_equals_the_uninterrupted_one(tmp_path, kind) -> None:
     torch.set_num_threads(1)
     context = _contexts(tmp_path, kind)
