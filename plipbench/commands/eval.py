@@ -66,6 +66,9 @@ def eval_command(
         registry.get(task_name)
     if suite is not None:
         registry.suite(suite)
+    from plipbench.distributed import rank_device
+
+    device = rank_device(device)  # under torchrun: each rank on its own GPU
     backbone = create_backbone(model, device=device)
     verify_embedding_size(backbone)  # a model that breaks its declared size stops here, not inside a protocol
     frame = evaluate(

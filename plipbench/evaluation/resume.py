@@ -10,8 +10,8 @@ Nothing is pickled: tensors are safetensors, the rest JSON.
 
 The spec (:func:`run_spec`) is everything that makes the numbers: the backbone's name, weights and code
 fingerprints, the task and its spec hash, the protocol, its base, train fraction and merged options, the seed,
-the datasets' fingerprints, the device and the world size. ``--resume`` continues from the stored epoch only if
-the stored spec equals this run's; otherwise it is refused (:class:`~plipbench.errors.ConfigError`, one line
+the datasets' fingerprints, the device kind (cpu, cuda) and the world size. ``--resume`` continues from the
+stored epoch only if the stored spec equals this run's; otherwise it is refused (:class:`~plipbench.errors.ConfigError`, one line
 naming the differing keys, exit 2 from the CLI).
 
 Without ``--resume`` a checkpoint left by a killed earlier run is ignored: it is removed before the first epoch

@@ -291,7 +291,7 @@ def evaluate(
     """
     import pandas as pd
 
-    from plipbench.distributed import init_distributed
+    from plipbench.distributed import init_distributed, rank_device
     from plipbench.environment import cache_root, git_commit
     from plipbench.evaluation.features import FeatureStore
 
@@ -314,6 +314,7 @@ def evaluate(
             raise ConfigError(f"no selected task has protocol(s) {protocols}")
 
     ctx = init_distributed()
+    device = rank_device(device)
     backbone = BackboneHandle(
         model, device=device, store=lambda b: FeatureStore(
             b, cache_dir=Path(cache_dir) if cache_dir else cache_root() / "features",
@@ -404,7 +405,7 @@ def _run_one(task: TaskSpec, protocol: ProtocolSpec, pname: str, seed: int, tag:
             task=task.name, task_spec_hash=task.spec_hash(), protocol=pname, base=protocol.base,
             train_fraction=protocol.train_fraction, options=merged, seed=seed,
             dataset_fingerprint=data.target_fingerprint, source_dataset_fingerprint=data.source_fingerprint,
-            device=device, world_size=ctx.world_size,
+            device=str(device).partition(":")[0], world_size=ctx.world_size,  # kind: ranks differ in GPU index
         ), resume=resume, writer=ctx.is_main)  # fmt: skip
         pctx = ProtocolContext(
             backbone=backbone, task=task, protocol=protocol, data=data, features=store, options=merged,
