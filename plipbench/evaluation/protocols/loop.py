@@ -142,7 +142,7 @@ def _progress(enabled: bool) -> Any:
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[losses]}"),
         TextColumn("lr {task.fields[lr]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-        disable=not enabled,
+        disable=not enabled, transient=True,  # the bar goes when done; the per-epoch lines stay
     )  # fmt: skip
 
 
@@ -300,9 +300,9 @@ def fine_tune_loop(
                 checkpoint.save(epoch, *_capture(record, best, train_modules, extra, optimizer, scheduler, loader,
                                                  device))
             if progress:
-                bar.console.log(f"{label} epoch {epoch + 1}/{epochs}: {_parts_text(record.losses[-1])}, "
+                bar.console.print(f"{label} epoch {epoch + 1}/{epochs}: {_parts_text(record.losses[-1])}, "
                                 f"lr {point['lr']:.2e}" + (f", val {point['val']:.4f}" if "val" in point else "")
-                                + f" ({time.perf_counter() - started:.1f} s)")
+                                + f" ({time.perf_counter() - started:.1f} s)", markup=False, highlight=False)
     if best is not None:
         state_module.load_state_dict(best[1])
     return record
