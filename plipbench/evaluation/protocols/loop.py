@@ -301,8 +301,8 @@ def fine_tune_loop(
                                                  device))
             if progress:
                 bar.console.print(f"{label} epoch {epoch + 1}/{epochs}: {_parts_text(record.losses[-1])}, "
-                                f"lr {point['lr']:.2e}" + (f", val {point['val']:.4f}" if "val" in point else "")
-                                + f" ({time.perf_counter() - started:.1f} s)", markup=False, highlight=False)
+                                  f"lr {point['lr']:.2e}" + (f", val {point['val']:.4f}" if "val" in point else "")
+                                  + f" ({time.perf_counter() - started:.1f} s)", markup=False, highlight=False)
     if best is not None:
         state_module.load_state_dict(best[1])
     return record
