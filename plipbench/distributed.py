@@ -35,6 +35,19 @@ def init_distributed() -> DistributedContext:
     return DistributedContext()
 
 
+def rank_device(device: str) -> str:
+    """Under torchrun, a bare ``"cuda"`` becomes this rank's GPU ``cuda:<LOCAL_RANK>`` (made the current one), so
+    that the ranks do not share GPU 0; any other device, and every single-process run, is returned unchanged."""
+    if str(device) != "cuda" or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return device
+    import torch
+
+    local = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    if torch.cuda.is_available():
+        torch.cuda.set_device(torch.device(local))
+    return local
+
+
 def barrier(ctx: DistributedContext) -> None:
     if ctx.world_size > 1:
         import torch.distributed as dist

@@ -25,12 +25,16 @@ def eval_command(
     batch_size: int = typer.Option(64, "--batch-size", min=1),
     num_workers: int = typer.Option(0, "--num-workers", min=0),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    resume: bool = typer.Option(False, "--resume", help="Continue killed fine-tunes from their last epoch "
+                                "checkpoint (refused if the run's spec changed); without it they start over."),
 ) -> None:
     """Evaluate a backbone on tasks or a suite.
 
     Example: [bold]plipbench eval --suite mini --model random:plip-mini --out results/demo[/bold]
 
-    Multi-process feature extraction: [bold]torchrun --nproc_per_node 2 -m plipbench.cli eval ...[/bold]
+    Multi-process feature extraction and DDP fine-tunes: [bold]torchrun --nproc_per_node 2 -m plipbench.cli eval ...[/bold]
+
+    After a preempted fine-tune: [bold]plipbench eval ... --resume[/bold] (same arguments) continues it.
     """
     import yaml
     from rich.markup import escape
@@ -62,12 +66,15 @@ def eval_command(
         registry.get(task_name)
     if suite is not None:
         registry.suite(suite)
+    from plipbench.distributed import rank_device
+
+    device = rank_device(device)  # under torchrun: each rank on its own GPU
     backbone = create_backbone(model, device=device)
     verify_embedding_size(backbone)  # a model that breaks its declared size stops here, not inside a protocol
     frame = evaluate(
         backbone, task, suite=suite, protocols=protocol or None, out=out, overwrite=overwrite, name=name,
         registry=registry, options=options, seed=seed, seeds=seeds, device=device, batch_size=batch_size,
-        num_workers=num_workers, progress=progress,
+        num_workers=num_workers, progress=progress, resume=resume,
     )  # fmt: skip
     import torch.distributed as dist
 

@@ -89,7 +89,8 @@ class TaskResult(BaseModel):
         False, description="the backbone's own pre-training included this task's training data"
     )
     per_query: dict[str, str] = Field(default_factory=dict, description="name -> encode_array(...)")
-    details: dict[str, Any] = Field(default_factory=dict, description="e.g. per-attribute table")
+    details: dict[str, Any] = Field(default_factory=dict, description="e.g. per-attribute table; a fine-tune's per-epoch "
+                                    "curve (details.curve: loss parts, lr, val score per epoch)")
     provenance: Provenance
     _source_path: str | None = PrivateAttr(None)
 

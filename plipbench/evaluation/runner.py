@@ -306,6 +306,7 @@ def evaluate(
     dataset_cache: DatasetCache | None = None,
     backbone_info: dict[str, Any] | None = None,
     progress: bool = True,
+    resume: bool = False,
 ) -> pd.DataFrame:
     """Evaluate ``model`` (a backbone spec or a Backbone) on tasks or a suite; returns one row per
     (task, protocol) with status ``done``, ``cached`` or ``skipped`` and the scores (fractions).
@@ -321,10 +322,15 @@ def evaluate(
     ``suite_tag`` records which ``plipbench bench`` suite produced the result (``details["suite"]``).
     ``dataset_cache`` (a :class:`DatasetCache`) shares the datasets read, and their fingerprints, between calls
     that run back to back on unchanged data (``plipbench bench`` evaluates every backbone with one).
+
+    Fine-tunes keep a checkpoint after every epoch (:mod:`plipbench.evaluation.resume`), removed once the
+    result is written. ``resume`` continues a killed fine-tune from its last checkpoint, exactly, if it was
+    made with the same spec (else a :class:`ConfigError` names the differing keys); without it a stale
+    checkpoint is ignored and overwritten.
     """
     import pandas as pd
 
-    from plipbench.distributed import init_distributed
+    from plipbench.distributed import init_distributed, rank_device
     from plipbench.environment import cache_root, git_commit
     from plipbench.evaluation.features import FeatureStore
 
@@ -347,6 +353,7 @@ def evaluate(
             raise ConfigError(f"no selected task has protocol(s) {protocols}")
 
     ctx = init_distributed()
+    device = rank_device(device)
     backbone = BackboneHandle(
         model, device=device, store=lambda b: FeatureStore(
             b, cache_dir=Path(cache_dir) if cache_dir else cache_root() / "features",
@@ -373,7 +380,7 @@ def evaluate(
                                backbone=backbone, datasets=datasets, ctx=ctx, out_dir=out_dir,
                                overwrite=overwrite, skip_missing=skip_missing, suite_options=suite_options,
                                options=options, device=device, progress=progress, hardware=hardware, commit=commit,
-                               backbone_info=backbone_info, suite_tag=suite_tag)
+                               backbone_info=backbone_info, suite_tag=suite_tag, resume=resume)
                 rows.append(row)
                 if row.status == "skipped":
                     break
@@ -386,12 +393,14 @@ def _run_one(task: TaskSpec, protocol: ProtocolSpec, pname: str, seed: int, tag:
              backbone_seed: int | None, *, display: str, backbone: BackboneHandle, datasets: DatasetCache,
              ctx: Any, out_dir: Path, overwrite: bool, skip_missing: bool, suite_options: dict[str, Any],
              options: dict[str, Any] | None, device: str, progress: bool, hardware: dict[str, Any],
-             commit: str | None, backbone_info: dict[str, Any] | None, suite_tag: str | None) -> RunRecord:
+             commit: str | None, backbone_info: dict[str, Any] | None, suite_tag: str | None,
+             resume: bool = False) -> RunRecord:
     """One (task, protocol, seed): reuse the stored result when still valid, else compute and save it."""
     from plipbench import __version__
     from plipbench.evaluation.protocols import get_protocol
     from plipbench.evaluation.protocols.base import ProtocolContext
     from plipbench.evaluation.results import Provenance, TaskResult, encode_array
+    from plipbench.evaluation.resume import FineTuneCheckpoint, checkpoint_folder, run_spec
 
     probe = TaskResult.model_construct(backbone=display, task=task.name, protocol=pname, seed=tag)
     path = out_dir / probe.file_name()
@@ -429,11 +438,17 @@ def _run_one(task: TaskSpec, protocol: ProtocolSpec, pname: str, seed: int, tag:
                     return RunRecord(display, task.name, pname, "skipped", reason=reason, seed=tag)
                 raise PlipbenchError(reason)
         before = dict(store.stats)
+        merged = {**suite_options.get(protocol.base, {}), **protocol.options, **(options or {})}
+        checkpoint = FineTuneCheckpoint(checkpoint_folder(path), run_spec(
+            backbone=display, backbone_fingerprint=backbone.fingerprint, code_fingerprint=backbone.code_fingerprint,
+            task=task.name, task_spec_hash=task.spec_hash(), protocol=pname, base=protocol.base,
+            train_fraction=protocol.train_fraction, options=merged, seed=seed,
+            dataset_fingerprint=data.target_fingerprint, source_dataset_fingerprint=data.source_fingerprint,
+            device=str(device).partition(":")[0], world_size=ctx.world_size,  # kind: ranks differ in GPU index
+        ), resume=resume, writer=ctx.is_main)  # fmt: skip
         pctx = ProtocolContext(
-            backbone=backbone, task=task, protocol=protocol, data=data, features=store,
-            options={**suite_options.get(protocol.base, {}), **protocol.options, **(options or {})},
-            seed=seed, device=device,
-            progress=progress and ctx.is_main, is_main=ctx.is_main,
+            backbone=backbone, task=task, protocol=protocol, data=data, features=store, options=merged,
+            seed=seed, device=device, progress=progress and ctx.is_main, is_main=ctx.is_main, checkpoint=checkpoint,
         )  # fmt: skip
         output = get_protocol(task.kind, protocol.base)(pctx)
         total = time.perf_counter() - started
@@ -455,7 +470,8 @@ def _run_one(task: TaskSpec, protocol: ProtocolSpec, pname: str, seed: int, tag:
             saw_task_training_data=not backbone.metadata.is_zero_shot_on(datasets_seen),
             per_query={},
             details={**output.details, "paper_task": task.paper_task, "train_fraction": protocol.train_fraction,
-                     "num_train_records": len(data.train_records)} | ({"suite": suite_tag} if suite_tag else {}),
+                     "num_train_records": len(data.train_records)} | ({"suite": suite_tag} if suite_tag else {})
+            | ({"resumed_after_epoch": checkpoint.resumed_after} if checkpoint.resumed_after else {}),
             provenance=Provenance(
                 plipbench_version=__version__, git_commit=commit, task_spec_hash=task.spec_hash(),
                 dataset_fingerprint=data.target_fingerprint,
@@ -475,5 +491,6 @@ def _run_one(task: TaskSpec, protocol: ProtocolSpec, pname: str, seed: int, tag:
             raise PlipbenchError(f"task {task.name}: protocol {pname} did not report the main score {task.main_score}")
         if ctx.is_main:
             result.save(out_dir)
+            checkpoint.remove()  # the result is written: nothing left to resume
     return RunRecord(display, task.name, pname, "done", task.main_score, result.scores[task.main_score],
                      dict(result.scores), str(path), seconds=round(total, 2), seed=tag)

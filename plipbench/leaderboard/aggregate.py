@@ -107,6 +107,8 @@ class Leaderboard:
     with_ci: bool = False
     ci_options: dict[str, Any] = field(default_factory=dict)
     per_attribute: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    # column id -> backbone -> a fine-tune's per-epoch curve (details["curve"] of the cell's first result)
+    curves: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
     n_seeds: Any | None = None  # DataFrame like scores: results (seeds) behind each cell
     seed_values: dict[tuple[str, str], list[tuple[int | None, float]]] = field(default_factory=dict)
     unknown_variance: set[tuple[str, str]] = field(default_factory=set)  # trained, but one seed only
@@ -355,6 +357,7 @@ def build_leaderboard(results: list[TaskResult], *, with_ci: bool = False, refer
     unknown_variance: set[tuple[str, str]] = set()
     seed_values: dict[tuple[str, str], list[tuple[int | None, float]]] = {}
     per_attribute: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    curves: dict[str, dict[str, list[dict[str, Any]]]] = {}
     ci_options = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed}
     for (backbone, column_id), cell in cells.items():
         scores.at[backbone, column_id] = cell.mean()
@@ -372,6 +375,9 @@ def build_leaderboard(results: list[TaskResult], *, with_ci: bool = False, refer
         table = r.details.get("per_attribute")
         if isinstance(table, list) and table:
             per_attribute.setdefault(column_id, {})[backbone] = [row for row in table if isinstance(row, dict)]
+        curve = r.details.get("curve")
+        if isinstance(curve, list) and any(isinstance(point, dict) for point in curve):
+            curves.setdefault(column_id, {})[backbone] = [point for point in curve if isinstance(point, dict)]
     ranks = scores.rank(axis=0, ascending=False, method="average", na_option="keep")
     average_rank = ranks.mean(axis=1, skipna=True) if backbones else pd.Series(dtype=float)
     order = sorted(backbones, key=lambda b: (average_rank[b], b))
@@ -379,7 +385,7 @@ def build_leaderboard(results: list[TaskResult], *, with_ci: bool = False, refer
     board = Leaderboard(
         columns=ordered, scores=scores.loc[order], low=low.loc[order], high=high.loc[order], daggers=daggers,
         average_rank=average_rank.loc[order], costs=costs.loc[order], with_ci=with_ci, ci_options=ci_options,
-        per_attribute=per_attribute, reference_name=reference, n_seeds=n_seeds.loc[order],
+        per_attribute=per_attribute, curves=curves, reference_name=reference, n_seeds=n_seeds.loc[order],
         seed_values=seed_values, unknown_variance=unknown_variance,
     )
     if reference is not None:

@@ -2,7 +2,9 @@
 
 Plots (matplotlib, Agg backend): one bar chart per task column (bars = backbones, error bars = the bootstrap CI
 when it was computed, paper numbers as hatched bars labelled "paper, not reproduced"), and for attribute tasks a
-per-attribute mA breakdown from ``details["per_attribute"]`` when the results carry it.
+per-attribute mA breakdown from ``details["per_attribute"]`` when the results carry it, and for fine-tunes the
+per-epoch curve from ``details["curve"]`` (training loss, the sum of the loss parts, and the validation score where
+there is one; one line per backbone, the cell's first seed).
 """
 
 from __future__ import annotations
@@ -129,6 +131,49 @@ def _attribute_plot(column_id: str, tables: dict[str, list[dict[str, Any]]]) -> 
     return _figure_uri(fig)
 
 
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _curve_plot(column_id: str, curves: dict[str, list[dict[str, Any]]]) -> str | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lines = {}
+    for backbone, points in sorted(curves.items()):
+        loss, val = [], []
+        for point in points:
+            epoch, parts = _number(point.get("epoch")), point.get("loss")
+            if epoch is None:
+                continue
+            values = [_number(v) for v in parts.values()] if isinstance(parts, dict) else []
+            if values and None not in values:
+                loss.append((epoch, sum(values)))
+            if _number(point.get("val")) is not None:
+                val.append((epoch, 100 * _number(point.get("val"))))
+        if loss or val:
+            lines[backbone] = (loss, val)
+    if not lines:
+        return None
+    with_val = any(val for _, val in lines.values())
+    fig, axes = plt.subplots(1, 2 if with_val else 1, figsize=(9.0 if with_val else 5.0, 3.0), squeeze=False)
+    for backbone, (loss, val) in lines.items():
+        if loss:
+            axes[0][0].plot(*zip(*loss, strict=True), marker="o", label=plot_label(backbone))
+        if val:
+            axes[0][1].plot(*zip(*val, strict=True), marker="o", label=plot_label(backbone))
+    axes[0][0].set_xlabel("epoch")
+    axes[0][0].set_ylabel("training loss (sum of parts)")
+    if with_val:
+        axes[0][1].set_xlabel("epoch")
+        axes[0][1].set_ylabel("validation score (%)")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(plot_label(f"{column_id}: training curve"), fontsize=10)
+    return _figure_uri(fig)
+
+
 def leaderboard_html(board: Leaderboard) -> str:
     body = [view_to_html(view) for view in board.views()]
     figures = []
@@ -144,6 +189,12 @@ def leaderboard_html(board: Leaderboard) -> str:
         if uri:
             figures.append(f'<figure><img alt="per-attribute mA" src="{uri}">'
                            f"<figcaption>{html.escape(column_id)}: per-attribute mA</figcaption></figure>")
+    for column_id, curves in board.curves.items():
+        uri = _curve_plot(column_id, curves)
+        if uri:
+            figures.append(f'<figure><img alt="training curve" src="{uri}">'
+                           f"<figcaption>{html.escape(column_id)}: training curve per epoch (first seed)"
+                           "</figcaption></figure>")
     if figures:
         body.append("<h2>Plots</h2>")
         if board.reference_beside is not None:

@@ -34,3 +34,15 @@ def test_two_gloo_ranks_give_the_numbers_of_one_process(tmp_path) -> None:
         assert a.scores.keys() == b.scores.keys()
         for key in a.scores:
             assert b.scores[key] == pytest.approx(a.scores[key], abs=1e-6), (a.task, key)
+
+
+def test_rank_device_gives_each_rank_its_gpu(monkeypatch) -> None:
+    from plipbench.distributed import rank_device
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert rank_device("cuda") == "cuda" and rank_device("cpu") == "cpu"
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert rank_device("cuda") == "cuda:1"
+    assert rank_device("cuda:0") == "cuda:0" and rank_device("cpu") == "cpu"  # an explicit choice is kept

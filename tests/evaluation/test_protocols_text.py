@@ -135,6 +135,10 @@ def test_fine_tune_trains_a_copy_and_selects_on_val(cuhk):
     _check_per_query(out, sum(len(r.captions) for r in data.test_records))
     assert not out.zero_shot and out.selection_split == "val"
     assert len(out.details["val_R1"]) == 2 and out.details["steps"] >= 2
+    curve = out.details["curve"]
+    assert [p["epoch"] for p in curve] == [1, 2] and [p["val"] for p in curve] == out.details["val_R1"]
+    assert [p["loss"]["loss"] for p in curve] == out.details["train_loss"]
+    assert all(len(p["lr_groups"]) == 2 for p in curve)  # the encoder's and the CMPC classifier's
     assert all(np.isfinite(out.details["train_loss"]))
     assert out.options["epochs"] == 2 and out.options["loss"] == "cmpm+cmpc"
     assert {"train_s", "test_features_s", "metric_s"} <= set(out.timings)

@@ -71,6 +71,20 @@ def test_html_is_self_contained_with_plots(make_retrieval, make_attribute) -> No
     assert "per-attribute mA" in page and "text-reid · zero-shot" in page
 
 
+def test_html_plots_the_fine_tune_curves(make_retrieval, make_attribute) -> None:
+    results = _results(make_retrieval, make_attribute, per_attribute=False)
+    for result, val in zip(results[3:], ([0.5, 0.6], [None, None]), strict=True):
+        result.details["curve"] = [{"epoch": e + 1, "loss": {"id": 2.0 - e, "triplet": 0.5}, "lr": 1e-4}
+                                   | ({"val": v} if v is not None else {}) for e, v in enumerate(val)]
+    board = build_leaderboard(results)
+    assert set(board.curves) == {board.columns[-1].id} and set(board.curves[board.columns[-1].id]) == {"plip", "clip"}
+    page = board.to_html()
+    assert page.count("data:image/png;base64,") == 3 + 1 and "training curve per epoch" in page
+    results[3].details["curve"] = [{"epoch": "one", "loss": "broken"}]  # malformed: no plot, no crash
+    results[4].details.pop("curve")
+    assert "training curve" not in build_leaderboard(results).to_html()
+
+
 def test_html_without_per_attribute_details(make_retrieval, make_attribute) -> None:
     board = build_leaderboard(_results(make_retrieval, make_attribute, per_attribute=False))
     page = board.to_html()

@@ -6,8 +6,10 @@ from :class:`~plipbench.pretrain.sampler.IdentityBatchSampler` seeded with ``(se
 flip / caption choice of a training sample is drawn from a generator seeded by ``(seed, epoch, index)``,
 so a run gives the same batches whatever the number of loader workers.
 
-Distributed runs: protocols do not shard training. Every rank trains the same model on the same
-batches with the same seed; only feature extraction is sharded (by the :class:`FeatureStore`).
+Distributed runs: under torchrun :func:`fine_tune_loop` (:mod:`plipbench.evaluation.protocols.loop`) is
+real DistributedDataParallel, each rank on its shard of every global batch; feature extraction is sharded by
+the :class:`FeatureStore`. The probes that train on cached features (linear probes) run the same copy on
+every rank.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from plipbench.data.images import open_rgb
 from plipbench.errors import ConfigError, DataError, PlipbenchError
+from plipbench.evaluation.protocols.loop import FineTuneRecord, fine_tune_loop  # noqa: F401 (the protocols' import)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -233,13 +236,38 @@ def pk_sampler(pids: Sequence[int], identities_per_batch: int, images_per_identi
 
 
 def check_loop_options(ctx: ProtocolContext, options: dict[str, Any]) -> None:
-    """The options every fine-tune loop shares: warm-up and step limits, flip probability, loader workers."""
+    """The options every fine-tune loop shares: warm-up and step limits, flip probability, loader workers,
+    ``sync_bn`` (:func:`sync_batchnorm`)."""
     check_int(ctx, options, "warmup_steps", minimum=0)
     check_int(ctx, options, "max_steps", allow_none=True)
     check_float(ctx, options, "flip_probability")
     if options["flip_probability"] > 1:
         raise option_error(ctx, "flip_probability", "a number in [0, 1]", options["flip_probability"])
     check_int(ctx, options, "num_workers", minimum=0)
+    check_bool(ctx, options, "sync_bn")
+
+
+def sync_batchnorm(ctx: ProtocolContext, options: Mapping[str, Any], *modules: Any) -> tuple[Any, ...]:
+    """The ``sync_bn`` option: ``modules`` with every BatchNorm made a :class:`torch.nn.SyncBatchNorm`.
+
+    Off (the default): the modules unchanged. On: torch's SyncBatchNorm runs on CUDA (nccl) only, so on another
+    device the option is refused with a :class:`ConfigError` (also in one process, so that a config that cannot
+    run under torchrun fails at once); in one CUDA process statistics are already those of the whole batch and
+    the modules are left unchanged. A module that is itself a BatchNorm is replaced (use the returned ones);
+    nested ones are replaced in place, sharing the parameters and running statistics.
+    """
+    if not options["sync_bn"]:
+        return modules
+    import torch
+
+    if not str(ctx.device).startswith("cuda"):
+        raise option_error(ctx, "sync_bn", f"false on device {ctx.device} (torch.nn.SyncBatchNorm runs on CUDA "
+                                           "with nccl only, not on CPU or gloo)", True)
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return modules
+    return tuple(torch.nn.SyncBatchNorm.convert_sync_batchnorm(m) for m in modules)
 
 
 def training_loader(dataset: TrainingImages, sampler: Any, num_workers: int = 0) -> Any:
@@ -279,73 +307,3 @@ def l2_normalize(features: torch.Tensor) -> torch.Tensor:
     import torch.nn.functional as F
 
     return F.normalize(features.float(), dim=1)
-
-
-class FineTuneRecord:
-    """What :func:`fine_tune_loop` did: per-epoch mean losses, the val curve, the kept epoch, the steps."""
-
-    def __init__(self) -> None:
-        self.losses: list[dict[str, float]] = []  # per epoch: each loss part averaged over the epoch
-        self.val_curve: list[float] = []
-        self.best_epoch: int | None = None  # 0-based epoch whose weights were kept (None: the last one)
-        self.last_epoch = -1
-        self.steps = 0
-
-    @property
-    def selected_epoch(self) -> int:
-        """1-based epoch whose weights the model holds after the loop."""
-        return (self.best_epoch if self.best_epoch is not None else self.last_epoch) + 1
-
-
-def fine_tune_loop(
-    loader: Any, sampler: Any, dataset: TrainingImages, optimizer: Any, scheduler: Any, *,
-    epochs: int, max_steps: int | None, train_modules: Sequence[Any],
-    step: Callable[[Any], tuple[torch.Tensor, Mapping[str, torch.Tensor], int]],
-    validate: Callable[[], float] | None = None, state_module: Any = None,
-    clip_grad_norm: float | None = None,
-) -> FineTuneRecord:
-    """The epoch loop every fine-tune protocol shares.
-
-    Each epoch reseeds the sampler and the dataset, puts ``train_modules`` in train mode and, for every
-    batch, calls ``step(batch) -> (loss, parts, weight)``, then back-propagates ``loss`` (gradient norm
-    clipped at ``clip_grad_norm`` if given) and steps the optimizer and scheduler. ``parts`` (named
-    scalar tensors) are averaged over the epoch with ``weight`` (1 per batch, or the batch size).
-    ``max_steps`` stops the loop after that many steps in all. With ``validate`` (a score, higher is
-    better) the epoch with the best score is kept: ``state_module`` is restored to it (earliest on ties).
-    """
-    import torch
-
-    record = FineTuneRecord()
-    best: tuple[float, dict[str, Any]] | None = None
-    parameters = [p for group in optimizer.param_groups for p in group["params"]]
-    for epoch in range(epochs):
-        if max_steps is not None and record.steps >= max_steps:
-            break
-        record.last_epoch = epoch
-        sampler.set_epoch(epoch)
-        dataset.set_epoch(epoch)
-        for module in train_modules:
-            module.train()
-        sums: dict[str, float] = {}
-        seen = 0
-        for batch in loader:
-            loss, parts, weight = step(batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(parameters, clip_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            for name, value in parts.items():
-                sums[name] = sums.get(name, 0.0) + value.item() * weight
-            seen, record.steps = seen + weight, record.steps + 1
-            if max_steps is not None and record.steps >= max_steps:
-                break
-        record.losses.append({name: total / max(seen, 1) for name, total in sums.items()})
-        if validate is not None:
-            record.val_curve.append(validate())
-            if best is None or record.val_curve[-1] > best[0]:
-                best, record.best_epoch = (record.val_curve[-1], state_copy(state_module)), epoch
-    if best is not None:
-        state_module.load_state_dict(best[1])
-    return record

@@ -29,6 +29,7 @@ from plipbench.evaluation.protocols._training import (
     resolve_metric_options,
     resolve_options,
     seeded,
+    sync_batchnorm,
     training_copy,
     training_loader,
     warmup_scheduler,
@@ -72,6 +73,7 @@ ATTRIBUTE_FINE_TUNE_DEFAULTS: dict[str, Any] = {
     "max_steps": None,
     "flip_probability": 0.5,
     "num_workers": 0,
+    "sync_bn": False,
 }
 
 
@@ -479,7 +481,7 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
       learns faster than the pre-trained encoder), gradient norm clipped at ``clip_grad_norm`` (10, as
       their ``CLIP_GRAD``; null: no clipping), optional linear warm-up over ``warmup_steps``, then a
       constant rate (their plateau schedule and EMA are left out); ``epochs`` (5, they train 30: too costly
-      for a default), ``max_steps`` caps the total.
+      for a default), ``max_steps`` caps the total. ``sync_bn`` (false): SyncBatchNorm under torchrun on CUDA.
     - Selection: after each epoch, mA on the val split of the training dataset (sigmoid of the logits,
       the task's metric options); the best epoch is kept (earliest on ties). Without a val split (RAPv1)
       the last epoch is kept (``selection_split`` None). The test split is never used for a choice.
@@ -512,6 +514,7 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         if options["logits_bn"]:
             layers.append(torch.nn.BatchNorm1d(num_attributes))
         head = torch.nn.Sequential(*layers).to(device)
+    encoder.module, head = sync_batchnorm(ctx, options, encoder.module, head)
     model = AttributeHeadBackbone(encoder, head, num_attributes)
     targets = torch.from_numpy(y_train.astype(np.float32)).to(device)
     positive_ratio = targets.mean(0)
@@ -547,7 +550,8 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         record = fine_tune_loop(loader, sampler, dataset, optimizer, scheduler, epochs=options["epochs"],
                                 max_steps=options["max_steps"], train_modules=[model.module], step=train_step,
                                 validate=validate if y_val is not None else None, state_module=model.module,
-                                clip_grad_norm=options["clip_grad_norm"])
+                                clip_grad_norm=options["clip_grad_norm"], checkpoint=ctx.checkpoint, progress=ctx.progress, device=device,
+                                label="attributes fine-tune")
     model.module.eval()
     with clock("test_features_s"):
         probs = probabilities(test)
@@ -562,6 +566,7 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         "train_positive_ratio": [round(float(r), 6) for r in y_train.astype(np.float64).mean(0)],
         "classifier": "Linear + BatchNorm1d on the logits" if options["logits_bn"] else "Linear",
         "test_features": "sigmoid of the fine-tuned copy's logits, no flip",
+        "curve": record.curve,
     }
     return _output(ctx, probs, y_test, metric, options, details, "val" if record.best_epoch is not None else None, clock,
                    zero_shot=False)

@@ -54,6 +54,8 @@ class ProtocolContext:
     device: str = "cpu"
     progress: bool = False
     is_main: bool = True
+    # the per-epoch checkpoint of a fine-tune (plipbench.evaluation.resume.FineTuneCheckpoint); None: none kept
+    checkpoint: Any = None
 
 
 @dataclass

@@ -30,6 +30,7 @@ from plipbench.evaluation.protocols._training import (
     resolve_metric_options,
     resolve_options,
     seeded,
+    sync_batchnorm,
     training_copy,
     training_loader,
     warmup_scheduler,
@@ -57,6 +58,7 @@ IMAGE_FINE_TUNE_DEFAULTS: dict[str, Any] = {
     "max_steps": None,
     "flip_probability": 0.5,
     "num_workers": 0,
+    "sync_bn": False,
     "flip": False,
     "rerank": None,
 }
@@ -175,7 +177,7 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
       subset has too few identities, see ``details``), horizontal flip with ``flip_probability``.
     - AdamW (``lr``, ``weight_decay``; BoT uses Adam 3.5e-4), optional linear warm-up over
       ``warmup_steps``, ``epochs``, ``max_steps`` caps the total. For large pre-trained ViTs a smaller
-      ``lr`` (e.g. 1e-5) is advisable.
+      ``lr`` (e.g. 1e-5) is advisable. ``sync_bn`` (false): SyncBatchNorm under torchrun on CUDA.
     - Selection: ReID datasets have no val split, so the last epoch is kept (``selection_split`` None);
       nothing of the target is used for training or selection (domain generalization: the train records
       are the source's).
@@ -214,6 +216,7 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         classifier = torch.nn.Linear(dim, num_classes, bias=False).to(device)
         torch.nn.init.normal_(classifier.weight, std=0.001)
     neck.bias.requires_grad_(False)
+    encoder.module, neck = sync_batchnorm(ctx, options, encoder.module, neck)
     model = BNNeckBackbone(encoder, neck)
     dataset = TrainingImages(train, encoder.image_transform, labels,
                              flip_probability=options["flip_probability"], seed=ctx.seed)
@@ -238,7 +241,7 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     with clock("train_s"), seeded(ctx.seed + 1, device):
         record = fine_tune_loop(loader, sampler, dataset, optimizer, scheduler, epochs=options["epochs"],
                                 max_steps=options["max_steps"], train_modules=[model.module, classifier],
-                                step=train_step)
+                                step=train_step, checkpoint=ctx.checkpoint, progress=ctx.progress, device=device, label="image-reid fine-tune")
     model.module.eval()
     with clock("test_features_s"):
         encode = lambda records, flip: ctx.features.encode_images_with(model, records, flip=flip).cpu()  # noqa: E731
@@ -250,7 +253,7 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         selection="last-epoch", selected_epoch=record.selected_epoch,
         train_loss=[{k: round(v, 6) for k, v in epoch.items()} for epoch in record.losses], steps=record.steps,
         num_train_images=len(train), num_train_identities=num_classes, effective_identities_per_batch=p_eff,
-        sampler=sampler.describe(), test_features="post-BNNeck feature of the fine-tuned copy",
+        sampler=sampler.describe(), test_features="post-BNNeck feature of the fine-tuned copy", curve=record.curve,
     )  # fmt: skip
     return ProtocolOutput(scores=scores, per_query=per_query, details=details, metric_protocol=protocol,
                           options=options, selection_split=None, timings=clock.timings, zero_shot=False)

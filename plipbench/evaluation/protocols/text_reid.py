@@ -33,6 +33,7 @@ from plipbench.evaluation.protocols._training import (
     resolve_options,
     seeded,
     state_copy,
+    sync_batchnorm,
     training_copy,
     training_loader,
     warmup_scheduler,
@@ -73,6 +74,7 @@ TEXT_FINE_TUNE_DEFAULTS: dict[str, Any] = {
     "max_steps": None,
     "flip_probability": 0.5,
     "num_workers": 0,
+    "sync_bn": False,
     "directions": ["t2i"],
 }
 
@@ -345,7 +347,8 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
       with a learnable W (D x number of training identities, Xavier init, seeded), or ``"cmpm"``.
     - AdamW: encoder ``lr``, the CMPC classifier ``lr * classifier_lr_factor`` (x10 as in CMPM/C),
       ``weight_decay``; optional linear warm-up over ``warmup_steps``; ``max_steps`` caps the total.
-      (CMPM/C uses Adan, 30 epochs, warm-up 5 epochs: too costly for a default.)
+      (CMPM/C uses Adan, 30 epochs, warm-up 5 epochs: too costly for a default.) ``sync_bn`` (false):
+      SyncBatchNorm under torchrun on CUDA (:func:`~plipbench.evaluation.protocols._training.sync_batchnorm`).
     - Selection: R@1 on the val split of the training dataset after each epoch, best epoch kept;
       without val the last epoch (``selection_split`` None). Never the test split.
     - Test features: the fine-tuned copy's image features (``FeatureStore.encode_images_with``,
@@ -379,6 +382,7 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
 
     labels, num_classes = relabel([r.pid for r in train])
     model = training_copy(ctx.backbone, device)
+    (model.module,) = sync_batchnorm(ctx, options, model.module)
     dataset = TrainingImages(train, model.image_transform, labels,
                              flip_probability=options["flip_probability"], seed=ctx.seed)
     sampler, p_eff = pk_sampler([r.pid for r in train], options["identities_per_batch"],
@@ -416,7 +420,8 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     with clock("train_s"), seeded(ctx.seed + 1, device):
         record = fine_tune_loop(loader, sampler, dataset, optimizer, scheduler, epochs=options["epochs"],
                                 max_steps=options["max_steps"], train_modules=[model.module], step=train_step,
-                                validate=validate, state_module=model.module)
+                                validate=validate, state_module=model.module, checkpoint=ctx.checkpoint, progress=ctx.progress, device=device,
+                                label="text-reid fine-tune")
     model.module.eval()
     with clock("test_features_s"):
         test_images, test_texts = _encode_with(ctx, model, test_records, test_captions)
@@ -435,6 +440,7 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         effective_identities_per_batch=p_eff,
         sampler=sampler.describe(),
         test_features="fine-tuned copy, no flip",
+        curve=record.curve,
     )
     return ProtocolOutput(scores=scores, per_query=per_query, details=details, metric_protocol=protocol,
                           options=options, selection_split="val" if record.best_epoch is not None else None,
