@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -34,7 +35,8 @@ def stub_protocol(ctx) -> ProtocolOutput:
 def tiny(tmp_path, monkeypatch):
     monkeypatch.setenv("PLIPBENCH_CACHE", str(tmp_path / "cache"))
     for key in list(protocol_registry.PROTOCOLS):
-        monkeypatch.setitem(protocol_registry.PROTOCOLS, key, "test_runner:stub_protocol")
+        monkeypatch.setitem(protocol_registry.PROTOCOLS, key,
+                            dataclasses.replace(protocol_registry.PROTOCOLS[key], target="test_runner:stub_protocol"))
     CALLS.clear()
     return TaskRegistry(write_tiny_tasks(tmp_path / "tasks", real_root=tmp_path / "absent"))
 
@@ -189,7 +191,7 @@ def test_stored_result_is_recomputed_when_the_dataset_changes(tiny, tmp_path) ->
 
 
 CHILD = """
-import sys, time
+import dataclasses, sys, time
 from plipbench.evaluation import protocols as registry_module
 from plipbench.evaluation.runner import evaluate
 from plipbench.evaluation.tasks import TaskRegistry
@@ -201,7 +203,7 @@ def slow(ctx):
 
 test_runner.slow = slow
 for key in list(registry_module.PROTOCOLS):
-    registry_module.PROTOCOLS[key] = "test_runner:slow"
+    registry_module.PROTOCOLS[key] = dataclasses.replace(registry_module.PROTOCOLS[key], target="test_runner:slow")
 frame = evaluate("random:plip-mini", tasks="tiny-image", out=sys.argv[2], registry=TaskRegistry(sys.argv[1]),
                  progress=False)
 print("STATUS", *frame.status)
