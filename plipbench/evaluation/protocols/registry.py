@@ -11,6 +11,12 @@ Adding a protocol: write ``def my_protocol(ctx: ProtocolContext) -> ProtocolOutp
 ``_register(...)`` line below. A protocol whose options are not typed yet registers ``options=None`` and
 ``defaults="module:DICT"`` (its defaults dict, shown in the README table); it keeps checking ``ctx.options``
 itself and :meth:`ProtocolEntry.validate` passes the options through unchanged.
+
+Typing such a protocol later (the fine-tunes today): write its model in ``options.py`` with the dict's keys in
+the dict's order and the same Python types (``10.0`` stays a float), replace ``resolve_options(ctx, DICT)`` and
+its ``check_*`` calls by ``resolve_options(ctx, Model)``, change its line below to ``options=Model`` without
+``defaults=``, add its old dict as literals to ``BEFORE`` in ``tests/evaluation/test_protocol_options.py``,
+delete the dict and regenerate the README table.
 """
 
 from __future__ import annotations
