@@ -31,7 +31,7 @@ from plipbench.errors import ConfigError
 class ProtocolOptions(BaseModel):
     """Base of every protocol's options: unknown keys refused, no silent type coercion."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, validate_default=False)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     def resolved(self) -> dict[str, Any]:
         """The options as recorded in a result (field order, JSON-ready Python values)."""
