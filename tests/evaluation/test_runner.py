@@ -163,6 +163,17 @@ def test_trained_protocols_run_once_per_seed_and_zero_shot_once(tiny, tmp_path) 
     assert {TaskResult.load(p).provenance.seeds["pretraining"] for p in (tmp_path / "b").glob("*.json")} == {4}
 
 
+def test_bad_options_are_refused_before_any_work(tiny, tmp_path) -> None:
+    from plipbench.errors import ConfigError
+
+    # real-text's data is absent: the option error comes first, before the data or the backbone is looked at
+    with pytest.raises(ConfigError, match=r"task real-text, protocol zero-shot \(text-reid zero-shot\): unknown "
+                                          r"option 'epochs'; known options: directions"):
+        evaluate("random:plip-mini", tasks="real-text", out=tmp_path / "r", registry=tiny, progress=False,
+                 options={"epochs": 3})
+    assert not CALLS and not (tmp_path / "r").exists()
+
+
 def test_bad_seed_counts_are_refused(tiny, tmp_path) -> None:
     from plipbench.errors import ConfigError
 
