@@ -351,6 +351,7 @@ def evaluate(
         runs = [(t, [p for p in ps if p in protocols]) for t, ps in runs]
         if not any(ps for _, ps in runs):
             raise ConfigError(f"no selected task has protocol(s) {protocols}")
+    _check_options(runs, suite_options, options)
 
     ctx = init_distributed()
     device = rank_device(device)
@@ -389,6 +390,25 @@ def evaluate(
     return frame
 
 
+def _merged_options(task: TaskSpec, protocol: ProtocolSpec, suite_options: dict[str, Any],
+                    options: dict[str, Any] | None) -> dict[str, Any]:
+    """The suite's options for the base protocol, then the task's, then the caller's (``--option``)."""
+    return {**suite_options.get(protocol.base, {}), **protocol.options, **(options or {})}
+
+
+def _check_options(runs: list[tuple[TaskSpec, list[str]]], suite_options: dict[str, Any],
+                   options: dict[str, Any] | None) -> None:
+    """Every run's options checked against its protocol's model before any data or backbone is loaded."""
+    from plipbench.evaluation.protocols import protocol_entry
+
+    for task, names in runs:
+        for pname in names:
+            protocol = task.protocol(pname)
+            protocol_entry(task.kind, protocol.base).validate(
+                _merged_options(task, protocol, suite_options, options),
+                f"task {task.name}, protocol {pname} ({task.kind} {protocol.base})")
+
+
 def _run_one(task: TaskSpec, protocol: ProtocolSpec, pname: str, seed: int, tag: int | None,
              backbone_seed: int | None, *, display: str, backbone: BackboneHandle, datasets: DatasetCache,
              ctx: Any, out_dir: Path, overwrite: bool, skip_missing: bool, suite_options: dict[str, Any],
@@ -397,7 +417,7 @@ def _run_one(task: TaskSpec, protocol: ProtocolSpec, pname: str, seed: int, tag:
              resume: bool = False) -> RunRecord:
     """One (task, protocol, seed): reuse the stored result when still valid, else compute and save it."""
     from plipbench import __version__
-    from plipbench.evaluation.protocols import get_protocol
+    from plipbench.evaluation.protocols import protocol_entry
     from plipbench.evaluation.protocols.base import ProtocolContext
     from plipbench.evaluation.results import Provenance, TaskResult, encode_array
     from plipbench.evaluation.resume import FineTuneCheckpoint, checkpoint_folder, run_spec
@@ -411,8 +431,7 @@ def _run_one(task: TaskSpec, protocol: ProtocolSpec, pname: str, seed: int, tag:
         if skip_missing and task.dataset.root is not None:
             return RunRecord(display, task.name, pname, "skipped", reason=str(err), seed=tag)
         raise
-    needs_text = task.kind == "text-reid" or (task.kind == "attributes" and protocol.base == "zero-shot")
-    if needs_text and not backbone.identity.has_text:
+    if protocol_entry(task.kind, protocol.base).needs_text and not backbone.identity.has_text:
         reason = f"backbone {display} has no text encoder; task {task.name} ({pname}) needs one"
         if skip_missing:
             return RunRecord(display, task.name, pname, "skipped", reason=reason, seed=tag)
@@ -438,7 +457,7 @@ def _run_one(task: TaskSpec, protocol: ProtocolSpec, pname: str, seed: int, tag:
                     return RunRecord(display, task.name, pname, "skipped", reason=reason, seed=tag)
                 raise PlipbenchError(reason)
         before = dict(store.stats)
-        merged = {**suite_options.get(protocol.base, {}), **protocol.options, **(options or {})}
+        merged = _merged_options(task, protocol, suite_options, options)
         checkpoint = FineTuneCheckpoint(checkpoint_folder(path), run_spec(
             backbone=display, backbone_fingerprint=backbone.fingerprint, code_fingerprint=backbone.code_fingerprint,
             task=task.name, task_spec_hash=task.spec_hash(), protocol=pname, base=protocol.base,
@@ -450,7 +469,7 @@ def _run_one(task: TaskSpec, protocol: ProtocolSpec, pname: str, seed: int, tag:
             backbone=backbone, task=task, protocol=protocol, data=data, features=store, options=merged,
             seed=seed, device=device, progress=progress and ctx.is_main, is_main=ctx.is_main, checkpoint=checkpoint,
         )  # fmt: skip
-        output = get_protocol(task.kind, protocol.base)(pctx)
+        output = protocol_entry(task.kind, protocol.base).load()(pctx)
         total = time.perf_counter() - started
         feature_seconds = store.stats["seconds"] - before["seconds"]
         encoded = store.stats["images_encoded"] - before["images_encoded"]

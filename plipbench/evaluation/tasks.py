@@ -26,19 +26,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from plipbench.errors import ConfigError, DataError, validate_model, yaml_error_line
+from plipbench.evaluation.protocols.registry import bases, deterministic_bases, protocol_entry
 
 TaskKind = Literal["text-reid", "image-reid", "attributes", "parsing", "person-search"]
 TaskFamily = Literal["text-reid", "image-reid", "attributes", "domain-generalization", "parsing", "person-search"]
 
-BASE_PROTOCOLS: dict[str, tuple[str, ...]] = {
-    "text-reid": ("zero-shot", "linear-probe", "fine-tune"),
-    "image-reid": ("zero-shot", "fine-tune"),
-    "attributes": ("linear-probe", "zero-shot", "fine-tune"),
-    "parsing": ("linear-probe",),
-    "person-search": ("gt-boxes",),
-}
-# base protocols that train nothing and use all the data: one deterministic run, no seed
-DETERMINISTIC_PROTOCOLS = ("zero-shot", "gt-boxes")
+# base protocols that train nothing and use all the data: one deterministic run, no seed (from the registry)
+DETERMINISTIC_PROTOCOLS = deterministic_bases()
 TASKS_ENV = "PLIPBENCH_TASKS"
 _VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 
@@ -166,12 +160,18 @@ class TaskSpec(_Strict):
 
     @model_validator(mode="after")
     def _protocols(self) -> TaskSpec:
-        allowed = BASE_PROTOCOLS[self.kind]
+        allowed = bases(self.kind)
         resolved: list[ProtocolSpec] = []
         for entry in self.protocols:
             spec = ProtocolSpec(name=entry, base=entry) if isinstance(entry, str) else entry
             if spec.base not in allowed:
                 raise ValueError(f"protocol {spec.name!r}: base {spec.base!r} is not one of {allowed} for {self.kind}")
+            # the task's own options are checked when it loads (suite and command-line ones when it runs)
+            try:
+                protocol_entry(self.kind, spec.base).validate(
+                    spec.options, f"task {self.name}, protocol {spec.name} ({self.kind} {spec.base})")
+            except ConfigError as err:  # a ValueError here, so that the error names the task file
+                raise ValueError(str(err)) from None
             resolved.append(spec)
         names = [p.name for p in resolved]
         if len(set(names)) != len(names):

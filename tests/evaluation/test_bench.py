@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -31,7 +32,8 @@ def tiny_bench(tmp_path, monkeypatch):
     monkeypatch.setenv("PLIPBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr("plipbench.bench.present_baselines", lambda: ([], ["baseline x: weights not on this machine"]))
     for key in list(protocol_registry.PROTOCOLS):
-        monkeypatch.setitem(protocol_registry.PROTOCOLS, key, "test_runner:stub_protocol")
+        monkeypatch.setitem(protocol_registry.PROTOCOLS, key,
+                            dataclasses.replace(protocol_registry.PROTOCOLS[key], target="test_runner:stub_protocol"))
     corpus = write_tiny_corpus(tmp_path / "corpus")
     tasks = write_tiny_tasks(tmp_path / "tasks", real_root=tmp_path / "absent")
     data = ["data.preset=null", f"data.root={corpus}", "data.layout=synth-pedes"]

@@ -18,7 +18,8 @@ from protocol_fixtures import (
 from plipbench.data.synth import PA100K_ATTRIBUTES
 from plipbench.errors import ConfigError, PlipbenchError
 from plipbench.evaluation.protocols import get_protocol
-from plipbench.evaluation.protocols.attributes import ATTRIBUTE_LINEAR_PROBE_DEFAULTS, fit_logistic
+from plipbench.evaluation.protocols.attributes import fit_logistic
+from plipbench.evaluation.protocols.options import AttributeLinearProbeOptions
 from plipbench.evaluation.protocols.prompts import PA100K_PROMPTS, attribute_prompt, attribute_words
 
 KEYS = ["mA", "Acc", "Prec", "Rec", "F1"]
@@ -51,7 +52,7 @@ def test_linear_probe_on_plip_mini(pa100k):
     assert [r["name"] for r in out.details["per_attribute"]] == list(PA100K_ATTRIBUTES)
     assert out.selection_split == "val" and out.details["selected_C"] in (0.1, 1.0)
     assert not out.zero_shot
-    assert out.options == {**ATTRIBUTE_LINEAR_PROBE_DEFAULTS, "method": "logistic-regression", "C_grid": [0.1, 1.0]}
+    assert out.options == {**AttributeLinearProbeOptions.defaults(), "method": "logistic-regression", "C_grid": [0.1, 1.0]}
 
 
 @pytest.mark.parametrize("method", ["logistic-regression", "weighted-bce"])
@@ -135,4 +136,4 @@ def test_prompts():
 
 
 def test_default_probe_is_weighted_bce_so_rare_attributes_are_not_ignored():
-    assert ATTRIBUTE_LINEAR_PROBE_DEFAULTS["method"] == "weighted-bce"
+    assert AttributeLinearProbeOptions.defaults()["method"] == "weighted-bce"

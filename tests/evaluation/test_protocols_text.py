@@ -22,7 +22,8 @@ from protocol_fixtures import (
 
 from plipbench.errors import ConfigError, PlipbenchError
 from plipbench.evaluation.protocols import get_protocol
-from plipbench.evaluation.protocols.text_reid import TEXT_LINEAR_PROBE_DEFAULTS, cmpc_loss
+from plipbench.evaluation.protocols.options import TextLinearProbeOptions
+from plipbench.evaluation.protocols.text_reid import cmpc_loss
 
 KEYS = ["R@1", "R@5", "R@10", "mAP", "mINP"]
 
@@ -94,7 +95,7 @@ def test_linear_probe_learns_what_zero_shot_cannot():
     _check_per_query(lp, sum(len(r.captions) for r in data.test_records))
     assert not lp.zero_shot
     assert lp.selection_split == "val" and lp.details["selection"] == "best val R@1"
-    assert lp.options == {**TEXT_LINEAR_PROBE_DEFAULTS, "epochs": 30, "lr": 1e-3}
+    assert lp.options == {**TextLinearProbeOptions.defaults(), "epochs": 30, "lr": 1e-3}
     assert len(lp.details["val_R1"]) == 30
     assert lp.details["val_R1"][lp.details["selected_epoch"] - 1] == max(lp.details["val_R1"])
 

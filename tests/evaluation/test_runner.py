@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -34,7 +35,8 @@ def stub_protocol(ctx) -> ProtocolOutput:
 def tiny(tmp_path, monkeypatch):
     monkeypatch.setenv("PLIPBENCH_CACHE", str(tmp_path / "cache"))
     for key in list(protocol_registry.PROTOCOLS):
-        monkeypatch.setitem(protocol_registry.PROTOCOLS, key, "test_runner:stub_protocol")
+        monkeypatch.setitem(protocol_registry.PROTOCOLS, key,
+                            dataclasses.replace(protocol_registry.PROTOCOLS[key], target="test_runner:stub_protocol"))
     CALLS.clear()
     return TaskRegistry(write_tiny_tasks(tmp_path / "tasks", real_root=tmp_path / "absent"))
 
@@ -161,6 +163,17 @@ def test_trained_protocols_run_once_per_seed_and_zero_shot_once(tiny, tmp_path) 
     assert {TaskResult.load(p).provenance.seeds["pretraining"] for p in (tmp_path / "b").glob("*.json")} == {4}
 
 
+def test_bad_options_are_refused_before_any_work(tiny, tmp_path) -> None:
+    from plipbench.errors import ConfigError
+
+    # real-text's data is absent: the option error comes first, before the data or the backbone is looked at
+    with pytest.raises(ConfigError, match=r"task real-text, protocol zero-shot \(text-reid zero-shot\): unknown "
+                                          r"option 'epochs'; known options: directions"):
+        evaluate("random:plip-mini", tasks="real-text", out=tmp_path / "r", registry=tiny, progress=False,
+                 options={"epochs": 3})
+    assert not CALLS and not (tmp_path / "r").exists()
+
+
 def test_bad_seed_counts_are_refused(tiny, tmp_path) -> None:
     from plipbench.errors import ConfigError
 
@@ -189,7 +202,7 @@ def test_stored_result_is_recomputed_when_the_dataset_changes(tiny, tmp_path) ->
 
 
 CHILD = """
-import sys, time
+import dataclasses, sys, time
 from plipbench.evaluation import protocols as registry_module
 from plipbench.evaluation.runner import evaluate
 from plipbench.evaluation.tasks import TaskRegistry
@@ -201,7 +214,7 @@ def slow(ctx):
 
 test_runner.slow = slow
 for key in list(registry_module.PROTOCOLS):
-    registry_module.PROTOCOLS[key] = "test_runner:slow"
+    registry_module.PROTOCOLS[key] = dataclasses.replace(registry_module.PROTOCOLS[key], target="test_runner:slow")
 frame = evaluate("random:plip-mini", tasks="tiny-image", out=sys.argv[2], registry=TaskRegistry(sys.argv[1]),
                  progress=False)
 print("STATUS", *frame.status)

@@ -139,3 +139,13 @@ def test_yaml_and_schema_errors_are_one_line(tmp_path) -> None:
     message = str(info.value)
     assert "\n" not in message
     assert message.count("; ") >= 2 and "unknown key 'splits.extra'" in message and "kind: " in message
+
+
+def test_task_protocol_options_are_checked_when_the_task_loads(tmp_path) -> None:
+    protocol = {"name": "lp", "base": "linear-probe", "options": {"epochs": "ten"}}
+    _write(tmp_path / "a.yaml", BASE | {"protocols": [protocol]})
+    with pytest.raises(ConfigError, match=r"a.yaml: .*task t, protocol lp \(text-reid linear-probe\): option 'epochs' "
+                                          r"expects an integer >= 1, got 'ten'"):
+        load_task_file(tmp_path / "a.yaml")
+    _write(tmp_path / "a.yaml", BASE | {"protocols": [protocol | {"options": {"epochs": 3, "lr": 1}}]})
+    assert load_task_file(tmp_path / "a.yaml").protocol("lp").options == {"epochs": 3, "lr": 1}  # as written

@@ -2,33 +2,21 @@
 
 Every protocol takes a :class:`~plipbench.evaluation.protocols.base.ProtocolContext` and returns a
 :class:`~plipbench.evaluation.protocols.base.ProtocolOutput`. Model selection never uses a test
-split; the split used is returned in ``selection_split``.
+split; the split used is returned in ``selection_split``. Which protocols exist, their options and
+defaults: :mod:`plipbench.evaluation.protocols.registry` and :mod:`~plipbench.evaluation.protocols.options`.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-PROTOCOLS: dict[tuple[str, str], str] = {
-    ("text-reid", "zero-shot"): "plipbench.evaluation.protocols.text_reid:zero_shot",
-    ("text-reid", "linear-probe"): "plipbench.evaluation.protocols.text_reid:linear_probe",
-    ("text-reid", "fine-tune"): "plipbench.evaluation.protocols.text_reid:fine_tune",
-    ("image-reid", "zero-shot"): "plipbench.evaluation.protocols.image_reid:zero_shot",
-    ("image-reid", "fine-tune"): "plipbench.evaluation.protocols.image_reid:fine_tune",
-    ("attributes", "linear-probe"): "plipbench.evaluation.protocols.attributes:linear_probe",
-    ("attributes", "zero-shot"): "plipbench.evaluation.protocols.attributes:zero_shot",
-    ("attributes", "fine-tune"): "plipbench.evaluation.protocols.attributes:fine_tune",
-    ("parsing", "linear-probe"): "plipbench.evaluation.protocols.parsing:linear_probe",
-    ("person-search", "gt-boxes"): "plipbench.evaluation.protocols.person_search:gt_boxes",
-}
+__all__ = ["PROTOCOLS", "ProtocolEntry", "get_protocol", "protocol_entry"]
 
 
-def get_protocol(kind: str, base: str) -> Any:
-    target = PROTOCOLS.get((kind, base))
-    if target is None:
-        from plipbench.errors import ConfigError
+def __getattr__(name: str) -> Any:
+    # lazy, so that ``python -m plipbench.evaluation.protocols.options`` runs its module once
+    if name in __all__:
+        from plipbench.evaluation.protocols import registry
 
-        raise ConfigError(f"no protocol {base!r} for task kind {kind!r}; known: {sorted(PROTOCOLS)}")
-    module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)
+        return getattr(registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from plipbench.data.images import open_rgb
 from plipbench.errors import ConfigError, DataError, PlipbenchError
 from plipbench.evaluation.protocols.loop import FineTuneRecord, fine_tune_loop  # noqa: F401 (the protocols' import)
+from plipbench.evaluation.protocols.options import ProtocolOptions, validate_options
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -38,8 +39,15 @@ def _where(ctx: ProtocolContext) -> str:
     return f"task {ctx.task.name}, protocol {ctx.protocol.name} ({ctx.task.kind} {ctx.protocol.base})"
 
 
-def resolve_options(ctx: ProtocolContext, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """``defaults`` updated with ``ctx.options``; an unknown key is a :class:`ConfigError` naming it."""
+def resolve_options(ctx: ProtocolContext, defaults: type[ProtocolOptions] | Mapping[str, Any]) -> dict[str, Any]:
+    """``ctx.options`` checked and completed with the defaults, as recorded in the result.
+
+    ``defaults`` is the protocol's options model (:mod:`~plipbench.evaluation.protocols.options`), or, for a
+    protocol not typed yet, a dict of defaults: then an unknown key is refused and the protocol checks the
+    values itself (``check_int`` and so on).
+    """
+    if isinstance(defaults, type):
+        return validate_options(defaults, ctx.options, _where(ctx))
     unknown = sorted(set(ctx.options) - set(defaults))
     if unknown:
         raise ConfigError(

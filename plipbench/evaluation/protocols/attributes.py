@@ -35,6 +35,7 @@ from plipbench.evaluation.protocols._training import (
     warmup_scheduler,
 )
 from plipbench.evaluation.protocols.base import ProtocolContext, ProtocolOutput
+from plipbench.evaluation.protocols.options import AttributeLinearProbeOptions, AttributeZeroShotOptions
 from plipbench.models.backbone import Backbone
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,21 +45,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from plipbench.data.records import PersonRecord
 
 ATTRIBUTE_METRIC_DEFAULTS: dict[str, Any] = {"threshold": 0.5, "convention": "rethinking", "threshold_rule": ">"}
-
-ATTRIBUTE_LINEAR_PROBE_DEFAULTS: dict[str, Any] = {
-    "method": "weighted-bce",
-    "solver": "lbfgs",
-    "C": 1.0,
-    "C_grid": [0.01, 0.1, 1.0, 10.0],
-    "max_iter": 100,
-    "refit_on_train_val": True,
-    "epochs": 20,
-    "lr": 1e-2,
-    "batch_size": 64,
-    "weight_decay": 1e-4,
-}
-
-ATTRIBUTE_ZERO_SHOT_DEFAULTS: dict[str, Any] = {"scale": 100.0, "prompts": None}
 
 ATTRIBUTE_FINE_TUNE_DEFAULTS: dict[str, Any] = {
     "epochs": 5,
@@ -306,21 +292,7 @@ def linear_probe(ctx: ProtocolContext) -> ProtocolOutput:
     """
     import numpy as np
 
-    options = resolve_options(ctx, ATTRIBUTE_LINEAR_PROBE_DEFAULTS)
-    check_choice(ctx, options, "method", ("logistic-regression", "weighted-bce"))
-    check_choice(ctx, options, "solver", ("lbfgs", "sklearn"))
-    check_float(ctx, options, "C", strict=True)
-    grid = options["C_grid"]
-    if (not isinstance(grid, list) or not grid
-            or any(isinstance(c, bool) or not isinstance(c, (int, float)) or c <= 0 for c in grid)):
-        raise option_error(ctx, "C_grid", "a non-empty list of positive numbers", grid)
-    options["C_grid"] = [float(c) for c in grid]
-    check_int(ctx, options, "max_iter")
-    check_bool(ctx, options, "refit_on_train_val")
-    check_int(ctx, options, "epochs")
-    check_float(ctx, options, "lr", strict=True)
-    check_int(ctx, options, "batch_size")
-    check_float(ctx, options, "weight_decay")
+    options = resolve_options(ctx, AttributeLinearProbeOptions)
     metric = _metric_options(ctx)
     train, test = ctx.data.train_records, ctx.data.test_records
     require_records(ctx, train, "train")
@@ -357,16 +329,8 @@ def zero_shot(ctx: ProtocolContext) -> ProtocolOutput:
 
     from plipbench.evaluation.protocols.prompts import attribute_prompts
 
-    options = resolve_options(ctx, ATTRIBUTE_ZERO_SHOT_DEFAULTS)
-    check_float(ctx, options, "scale", strict=True)
+    options = resolve_options(ctx, AttributeZeroShotOptions)
     overrides = options["prompts"]
-    if overrides is not None and (
-        not isinstance(overrides, dict)
-        or any(not isinstance(v, (list, tuple)) or len(v) != 2 or not all(isinstance(s, str) for s in v)
-               for v in overrides.values())
-    ):
-        raise option_error(ctx, "prompts", "null or a mapping attribute name -> [positive, negative] sentences",
-                           overrides)
     names = list(ctx.data.attribute_names or [])
     if overrides:
         unknown = sorted(set(overrides) - set(names))

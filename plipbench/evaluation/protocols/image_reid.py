@@ -36,6 +36,7 @@ from plipbench.evaluation.protocols._training import (
     warmup_scheduler,
 )
 from plipbench.evaluation.protocols.base import ProtocolContext, ProtocolOutput
+from plipbench.evaluation.protocols.options import ImageZeroShotOptions
 from plipbench.models.backbone import Backbone
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,8 +44,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 IMAGE_METRIC_DEFAULTS: dict[str, Any] = {"metric": "cosine", "ap": "noninterp", "max_rank": 50}
 CMC_RANKS = (1, 5, 10)
-
-IMAGE_ZERO_SHOT_DEFAULTS: dict[str, Any] = {"flip": False, "rerank": None}
 
 IMAGE_FINE_TUNE_DEFAULTS: dict[str, Any] = {
     "epochs": 1,
@@ -113,8 +112,7 @@ def zero_shot(ctx: ProtocolContext) -> ProtocolOutput:
     average of the image's and its mirror's features); distances and ranking per the task's metric
     options; optional k-reciprocal ``rerank``. No training, no model selection.
     """
-    options = resolve_options(ctx, IMAGE_ZERO_SHOT_DEFAULTS)
-    _check_eval_options(ctx, options)
+    options = resolve_options(ctx, ImageZeroShotOptions)
     resolve_metric_options(ctx, IMAGE_METRIC_DEFAULTS)
     _require_eval_records(ctx)
     clock = Stopwatch()

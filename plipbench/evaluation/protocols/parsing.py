@@ -28,25 +28,15 @@ from plipbench.errors import ConfigError
 from plipbench.evaluation.protocols._training import (
     Stopwatch,
     check_bool,
-    check_float,
-    check_int,
-    option_error,
     require_records,
     resolve_metric_options,
     resolve_options,
     seeded,
 )
 from plipbench.evaluation.protocols.base import ProtocolContext, ProtocolOutput
+from plipbench.evaluation.protocols.options import ParsingLinearProbeOptions
 
 PARSING_METRIC_DEFAULTS: dict[str, Any] = {"ignore_index": 255, "flip": False}
-PARSING_LINEAR_PROBE_DEFAULTS: dict[str, Any] = {
-    "input_size": [256, 128],
-    "layers": [-1],
-    "epochs": 30,
-    "lr": 1e-3,
-    "weight_decay": 1e-4,
-    "batch_size": 32,
-}
 
 
 def _label_maps(records: Any, size: tuple[int, int] | None):
@@ -66,21 +56,7 @@ def _label_maps(records: Any, size: tuple[int, int] | None):
 
 
 def _check(ctx: ProtocolContext) -> tuple[dict[str, Any], dict[str, Any]]:
-    options = resolve_options(ctx, PARSING_LINEAR_PROBE_DEFAULTS)
-    size = options["input_size"]
-    if (not isinstance(size, (list, tuple)) or len(size) != 2
-            or any(isinstance(v, bool) or not isinstance(v, int) or v < 16 for v in size)):
-        raise option_error(ctx, "input_size", "[H, W], two integers >= 16", size)
-    options["input_size"] = [int(size[0]), int(size[1])]
-    layers = options["layers"]
-    if (not isinstance(layers, (list, tuple)) or not layers
-            or any(isinstance(v, bool) or not isinstance(v, int) for v in layers)):
-        raise option_error(ctx, "layers", "a non-empty list of stage indices (e.g. [-1] or [-2, -1])", layers)
-    options["layers"] = [int(v) for v in layers]
-    check_int(ctx, options, "epochs")
-    check_int(ctx, options, "batch_size")
-    check_float(ctx, options, "lr", strict=True)
-    check_float(ctx, options, "weight_decay")
+    options = resolve_options(ctx, ParsingLinearProbeOptions)
     metric = resolve_metric_options(ctx, PARSING_METRIC_DEFAULTS)
     if not isinstance(metric["ignore_index"], int) or isinstance(metric["ignore_index"], bool):
         raise ConfigError(f"task {ctx.task.name}: metric option ignore_index expects an integer")

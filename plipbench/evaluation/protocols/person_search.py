@@ -30,8 +30,10 @@ from plipbench.evaluation.protocols._training import (
     check_bool,
     check_float,
     resolve_metric_options,
+    resolve_options,
 )
 from plipbench.evaluation.protocols.base import ProtocolContext, ProtocolOutput
+from plipbench.evaluation.protocols.options import GtBoxesOptions
 
 PERSON_SEARCH_METRIC_DEFAULTS: dict[str, Any] = {"det_thresh": 0.5, "ignore_cam_id": True, "cbgm": False}
 CROP_RULE = ("each annotated box cut from its image (rounded to whole pixels, clipped to the image), then the "
@@ -41,9 +43,7 @@ CROP_RULE = ("each annotated box cut from its image (rounded to whole pixels, cl
 def _check(ctx: ProtocolContext) -> dict[str, Any]:
     from plipbench.data.readers.person_search import PersonSearchDataset
 
-    if ctx.options:
-        raise ConfigError(f"task {ctx.task.name}, protocol {ctx.protocol.name}: gt-boxes takes no options, got "
-                          f"{sorted(ctx.options)}")
+    resolve_options(ctx, GtBoxesOptions)  # none: its knobs are the reader's and the metric's options
     metric = resolve_metric_options(ctx, PERSON_SEARCH_METRIC_DEFAULTS)
     check_float(ctx, metric, "det_thresh")
     if metric["det_thresh"] > 1.0:  # every ground-truth box has score 1: a higher threshold drops them all

@@ -39,6 +39,7 @@ from plipbench.evaluation.protocols._training import (
     warmup_scheduler,
 )
 from plipbench.evaluation.protocols.base import ProtocolContext, ProtocolOutput
+from plipbench.evaluation.protocols.options import TextLinearProbeOptions, TextZeroShotOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -48,19 +49,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 TEXT_METRIC_DEFAULTS: dict[str, Any] = {"ks": [1, 5, 10]}
 DIRECTIONS = ("t2i", "i2t")
-
-TEXT_ZERO_SHOT_DEFAULTS: dict[str, Any] = {"directions": ["t2i"]}
-
-TEXT_LINEAR_PROBE_DEFAULTS: dict[str, Any] = {
-    "epochs": 10,
-    "lr": 1e-3,
-    "weight_decay": 0.0,
-    "identities_per_batch": 16,
-    "images_per_identity": 4,
-    "init": "identity",
-    "input_scale": 10.0,
-    "directions": ["t2i"],
-}
 
 TEXT_FINE_TUNE_DEFAULTS: dict[str, Any] = {
     "epochs": 1,
@@ -166,8 +154,7 @@ def zero_shot(ctx: ProtocolContext) -> ProtocolOutput:
     (default ``["t2i"]``): add ``"i2t"`` for image-to-text scores too (``i2t_R@k``, ``i2t_mAP``,
     ``i2t_mINP``; queries = test images, gallery = test captions).
     """
-    options = resolve_options(ctx, TEXT_ZERO_SHOT_DEFAULTS)
-    _check_directions(ctx, options)
+    options = resolve_options(ctx, TextZeroShotOptions)
     metric = _metric_options(ctx)
     require_text(ctx)
     records, captions, text_pids = _test_captions(ctx)
@@ -208,15 +195,7 @@ def linear_probe(ctx: ProtocolContext) -> ProtocolOutput:
 
     from plipbench.pretrain.contrastive import identity_contrastive_loss
 
-    options = resolve_options(ctx, TEXT_LINEAR_PROBE_DEFAULTS)
-    check_int(ctx, options, "epochs")
-    check_float(ctx, options, "lr", strict=True)
-    check_float(ctx, options, "weight_decay")
-    check_int(ctx, options, "identities_per_batch")
-    check_int(ctx, options, "images_per_identity")
-    check_choice(ctx, options, "init", ("identity", "random"))
-    check_float(ctx, options, "input_scale", strict=True)
-    _check_directions(ctx, options)
+    options = resolve_options(ctx, TextLinearProbeOptions)
     metric = _metric_options(ctx)
     require_text(ctx)
     require_records(ctx, ctx.data.train_records, "train")

@@ -1,0 +1,109 @@
+"""The one protocol registry: which protocols exist, for which task kind, with which options.
+
+Every (task kind, base protocol) has one :class:`ProtocolEntry`: the function (a lazy ``"module:attr"``, so
+listing protocols imports no torch), the options model (:mod:`~plipbench.evaluation.protocols.options`),
+whether it trains (a protocol that trains runs once per seed; one that does not is one deterministic run) and
+whether it needs a text encoder. Task specs check their bases against it, the runner looks protocols up in it,
+and the README's defaults table is generated from it.
+
+Adding a protocol: write ``def my_protocol(ctx: ProtocolContext) -> ProtocolOutput`` that starts with
+``options = resolve_options(ctx, MyOptions)``, add ``class MyOptions(ProtocolOptions)`` to ``options.py`` and one
+``_register(...)`` line below. A protocol whose options are not typed yet registers ``options=None`` and
+``defaults="module:DICT"`` (its defaults dict, shown in the README table); it keeps checking ``ctx.options``
+itself and :meth:`ProtocolEntry.validate` passes the options through unchanged.
+
+Typing such a protocol later (the fine-tunes today): write its model in ``options.py`` with the dict's keys in
+the dict's order and the same Python types (``10.0`` stays a float), replace ``resolve_options(ctx, DICT)`` and
+its ``check_*`` calls by ``resolve_options(ctx, Model)``, change its line below to ``options=Model`` without
+``defaults=``, add its old dict as literals to ``BEFORE`` in ``tests/evaluation/test_protocol_options.py``,
+delete the dict and regenerate the README table.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from plipbench.errors import ConfigError
+from plipbench.evaluation.protocols import options as opt
+
+if TYPE_CHECKING:  # pragma: no cover
+    from plipbench.evaluation.protocols.base import ProtocolContext, ProtocolOutput
+
+
+@dataclass(frozen=True)
+class ProtocolEntry:
+    kind: str
+    base: str
+    target: str  # "module:attr" of the protocol function
+    options: type[opt.ProtocolOptions] | None
+    trains: bool
+    needs_text: bool = False
+    defaults_target: str | None = None  # "module:DICT", for an untyped (options=None) protocol's README row
+
+    def load(self) -> Callable[[ProtocolContext], ProtocolOutput]:
+        module, attr = self.target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def defaults(self) -> dict[str, Any]:
+        if self.options is not None:
+            return self.options.defaults()
+        if self.defaults_target is None:
+            return {}
+        module, attr = self.defaults_target.split(":")
+        return dict(getattr(importlib.import_module(module), attr))
+
+    def validate(self, given: Mapping[str, Any], where: str) -> dict[str, Any]:
+        """``given`` checked and completed with the defaults; an untyped protocol's options come back as given."""
+        if self.options is None:
+            return dict(given)
+        return opt.validate_options(self.options, given, where)
+
+
+PROTOCOLS: dict[tuple[str, str], ProtocolEntry] = {}
+
+
+def _register(kind: str, base: str, target: str, options: type[opt.ProtocolOptions] | None, *, trains: bool,
+              needs_text: bool = False, defaults: str | None = None) -> None:
+    PROTOCOLS[(kind, base)] = ProtocolEntry(kind, base, "plipbench.evaluation.protocols." + target, options, trains,
+                                            needs_text, defaults and "plipbench.evaluation.protocols." + defaults)
+
+
+_register("text-reid", "zero-shot", "text_reid:zero_shot", opt.TextZeroShotOptions, trains=False, needs_text=True)
+_register("text-reid", "linear-probe", "text_reid:linear_probe", opt.TextLinearProbeOptions, trains=True,
+          needs_text=True)
+_register("text-reid", "fine-tune", "text_reid:fine_tune", None, trains=True, needs_text=True,
+          defaults="text_reid:TEXT_FINE_TUNE_DEFAULTS")
+_register("image-reid", "zero-shot", "image_reid:zero_shot", opt.ImageZeroShotOptions, trains=False)
+_register("image-reid", "fine-tune", "image_reid:fine_tune", None, trains=True,
+          defaults="image_reid:IMAGE_FINE_TUNE_DEFAULTS")
+_register("attributes", "linear-probe", "attributes:linear_probe", opt.AttributeLinearProbeOptions, trains=True)
+_register("attributes", "zero-shot", "attributes:zero_shot", opt.AttributeZeroShotOptions, trains=False,
+          needs_text=True)
+_register("attributes", "fine-tune", "attributes:fine_tune", None, trains=True,
+          defaults="attributes:ATTRIBUTE_FINE_TUNE_DEFAULTS")
+_register("parsing", "linear-probe", "parsing:linear_probe", opt.ParsingLinearProbeOptions, trains=True)
+_register("person-search", "gt-boxes", "person_search:gt_boxes", opt.GtBoxesOptions, trains=False)
+
+
+def protocol_entry(kind: str, base: str) -> ProtocolEntry:
+    entry = PROTOCOLS.get((kind, base))
+    if entry is None:
+        raise ConfigError(f"no protocol {base!r} for task kind {kind!r}; known: {', '.join(bases(kind)) or 'none'}")
+    return entry
+
+
+def bases(kind: str) -> tuple[str, ...]:
+    """The base protocols of a task kind, in registration order."""
+    return tuple(b for k, b in PROTOCOLS if k == kind)
+
+
+def deterministic_bases() -> tuple[str, ...]:
+    """Base protocols that train nothing (one run on all the data, no seed), whatever the kind."""
+    return tuple(sorted({e.base for e in PROTOCOLS.values() if not e.trains}))
+
+
+def get_protocol(kind: str, base: str) -> Callable[[ProtocolContext], ProtocolOutput]:
+    return protocol_entry(kind, base).load()

@@ -1,0 +1,149 @@
+"""The typed protocol options and the one protocol registry.
+
+The literal defaults below are the ``*_DEFAULTS`` dicts the protocols had before their options became models
+(copied at commit 3acc94b): the committed results record these exact options, so they must not move.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from plipbench.errors import ConfigError
+from plipbench.evaluation.protocols import options as opt
+from plipbench.evaluation.protocols.registry import PROTOCOLS, bases, deterministic_bases, protocol_entry
+from plipbench.evaluation.tasks import TaskRegistry
+
+ROOT = Path(__file__).resolve().parents[2]
+
+BEFORE = {
+    ("text-reid", "zero-shot"): {"directions": ["t2i"]},
+    ("text-reid", "linear-probe"): {
+        "epochs": 10, "lr": 1e-3, "weight_decay": 0.0, "identities_per_batch": 16, "images_per_identity": 4,
+        "init": "identity", "input_scale": 10.0, "directions": ["t2i"],
+    },
+    ("image-reid", "zero-shot"): {"flip": False, "rerank": None},
+    ("attributes", "linear-probe"): {
+        "method": "weighted-bce", "solver": "lbfgs", "C": 1.0, "C_grid": [0.01, 0.1, 1.0, 10.0], "max_iter": 100,
+        "refit_on_train_val": True, "epochs": 20, "lr": 1e-2, "batch_size": 64, "weight_decay": 1e-4,
+    },
+    ("attributes", "zero-shot"): {"scale": 100.0, "prompts": None},
+    ("parsing", "linear-probe"): {
+        "input_size": [256, 128], "layers": [-1], "epochs": 30, "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 32,
+    },
+    ("person-search", "gt-boxes"): {},
+}
+WHERE = "task t, protocol p (kind base)"
+
+
+def _types(tree):
+    """The JSON types of a tree, recursively (``1.0`` float and ``1`` int differ)."""
+    if isinstance(tree, dict):
+        return {k: _types(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_types(v) for v in tree]
+    return type(tree).__name__
+
+
+@pytest.mark.parametrize("key", sorted(BEFORE))
+def test_defaults_equal_the_recorded_ones(key) -> None:
+    entry = protocol_entry(*key)
+    assert entry.options is not None
+    resolved = entry.validate({}, WHERE)
+    assert resolved == BEFORE[key]
+    assert list(resolved) == list(BEFORE[key])  # same key order in the result files
+    assert _types(resolved) == _types(BEFORE[key])
+    assert json.dumps(resolved) == json.dumps(BEFORE[key])
+    resolved["x"] = 1  # a fresh dict each time: nobody mutates the defaults
+    assert entry.validate({}, WHERE) == BEFORE[key]
+
+
+def test_values_are_recorded_as_before() -> None:
+    probe = protocol_entry("attributes", "linear-probe")
+    got = probe.validate({"lr": 1, "C_grid": [1, 2], "epochs": 3}, WHERE)
+    assert got["lr"] == 1.0 and isinstance(got["lr"], float) and got["C_grid"] == [1.0, 2.0]
+    assert all(isinstance(c, float) for c in got["C_grid"]) and got["epochs"] == 3
+    parsing = protocol_entry("parsing", "linear-probe").validate({"input_size": (64, 32), "layers": (-2, -1)}, WHERE)
+    assert parsing["input_size"] == [64, 32] and parsing["layers"] == [-2, -1]
+    prompts = protocol_entry("attributes", "zero-shot").validate({"prompts": {"hat": ("a hat", "no hat")}}, WHERE)
+    assert prompts["prompts"] == {"hat": ["a hat", "no hat"]}
+
+
+def test_unknown_option_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigError) as err:
+        protocol_entry("text-reid", "linear-probe").validate({"epochz": 3}, WHERE)
+    assert str(err.value) == (f"{WHERE}: unknown option 'epochz'; known options: epochs, lr, weight_decay, "
+                              "identities_per_batch, images_per_identity, init, input_scale, directions")
+    with pytest.raises(ConfigError, match=r"unknown option 'lr'; known options: $"):
+        protocol_entry("person-search", "gt-boxes").validate({"lr": 1}, WHERE)
+
+
+@pytest.mark.parametrize(("kind", "base", "options", "message"), [
+    ("text-reid", "linear-probe", {"epochs": "3"}, "option 'epochs' expects an integer >= 1, got '3'"),
+    ("text-reid", "linear-probe", {"epochs": 2.0}, "option 'epochs' expects an integer >= 1, got 2.0"),
+    ("text-reid", "linear-probe", {"epochs": True}, "option 'epochs' expects an integer >= 1, got True"),
+    ("text-reid", "linear-probe", {"lr": "1e-3"}, "option 'lr' expects a number > 0, got '1e-3'"),
+    ("image-reid", "zero-shot", {"flip": 1}, "option 'flip' expects true or false, got 1"),
+    ("parsing", "linear-probe", {"input_size": [64]}, "option 'input_size' expects [H, W], two integers >= 16"),
+])
+def test_wrong_type_refused(kind, base, options, message) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"{WHERE}: {message}")):
+        protocol_entry(kind, base).validate(options, WHERE)
+
+
+@pytest.mark.parametrize(("kind", "base", "options", "message"), [
+    ("text-reid", "linear-probe", {"epochs": 0}, "option 'epochs' expects an integer >= 1, got 0"),
+    ("text-reid", "linear-probe", {"lr": 0}, "option 'lr' expects a number > 0, got 0"),
+    ("text-reid", "linear-probe", {"weight_decay": -1.0}, "option 'weight_decay' expects a number >= 0, got -1.0"),
+    ("text-reid", "linear-probe", {"init": "zeros"}, "option 'init' expects one of 'identity', 'random', got 'zeros'"),
+    ("text-reid", "zero-shot", {"directions": ["i2t"]},
+     "option 'directions' expects a list holding 't2i' and optionally 'i2t', got ['i2t']"),
+    ("text-reid", "zero-shot", {"directions": ["t2i", "t2i"]}, "option 'directions' expects a list holding 't2i'"),
+    ("attributes", "linear-probe", {"method": "svm"}, "option 'method' expects one of 'logistic-regression', "
+                                                      "'weighted-bce', got 'svm'"),
+    ("attributes", "linear-probe", {"C_grid": []}, "option 'C_grid' expects a non-empty list of positive numbers"),
+    ("attributes", "linear-probe", {"C_grid": [1.0, -1.0]}, "option 'C_grid' expects a non-empty list of positive"),
+    ("attributes", "zero-shot", {"prompts": {"hat": ["only one"]}}, "option 'prompts' expects null or a mapping"),
+    ("image-reid", "zero-shot", {"rerank": {"k3": 1}}, "option 'rerank' expects null or a mapping with keys k1"),
+    ("parsing", "linear-probe", {"input_size": [8, 128]}, "option 'input_size' expects [H, W], two integers >= 16"),
+    ("parsing", "linear-probe", {"layers": []}, "option 'layers' expects a non-empty list of stage indices"),
+])
+def test_range_and_choice_refused(kind, base, options, message) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"{WHERE}: {message}")):
+        protocol_entry(kind, base).validate(options, WHERE)
+
+
+def test_every_task_yaml_protocol_is_registered() -> None:
+    registry = TaskRegistry(ROOT / "tasks")
+    seen = set()
+    for name, task in registry.tasks.items():
+        for spec in task.protocol_specs():
+            assert (task.kind, spec.base) in PROTOCOLS, (name, spec.base)
+            seen.add((task.kind, spec.base))
+    assert seen == set(PROTOCOLS)  # and no registered protocol is unused by every task
+    assert deterministic_bases() == ("gt-boxes", "zero-shot")
+    assert bases("image-reid") == ("zero-shot", "fine-tune")
+    with pytest.raises(ConfigError, match="no protocol 'fine-tune' for task kind 'parsing'; known: linear-probe"):
+        protocol_entry("parsing", "fine-tune")
+
+
+def test_untyped_protocols_pass_options_through() -> None:
+    entry = protocol_entry("image-reid", "fine-tune")
+    assert entry.options is None and entry.trains
+    assert entry.validate({"anything": 1}, WHERE) == {"anything": 1}  # the fine-tune checks its own options
+    assert entry.defaults()["lr"] == 3.5e-4
+
+
+def test_readme_defaults_table_is_generated() -> None:
+    table = opt.defaults_markdown()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert table in readme, "README's protocol defaults table is stale: " \
+                            "python -m plipbench.evaluation.protocols.options --markdown"
+    out = subprocess.run([sys.executable, "-m", "plipbench.evaluation.protocols.options", "--markdown"],
+                         capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout == table
