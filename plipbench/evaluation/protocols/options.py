@@ -204,6 +204,7 @@ class ParsingLinearProbeOptions(ProtocolOptions):
     lr: float = Field(1e-3, gt=0, description="AdamW")
     weight_decay: float = Field(1e-4, ge=0)
     batch_size: int = Field(32, ge=1)
+    loss_stride: int = Field(1, ge=1, description="training loss at input_size / loss_stride")
 
     @field_validator("input_size", "layers", mode="before")
     @classmethod

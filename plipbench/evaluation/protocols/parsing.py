@@ -11,7 +11,9 @@ compare backbones with each other, not with papers):
   (``$PLIPBENCH_CACHE/dense``, memory-mapped, so memory stays bounded at LIP's size);
 - the head is DINOv2's linear ``BNHead``: ``BatchNorm2d`` then a 1x1 convolution to the classes, its logits
   upsampled bilinearly to ``input_size``, trained with cross-entropy (ignore 255) against the label maps
-  resized with nearest neighbour; AdamW (``lr``, ``weight_decay``), ``epochs``, ``batch_size``, a linear
+  resized with nearest neighbour (with ``loss_stride`` k > 1, logits and labels at ``input_size / k`` instead:
+  k x k fewer pixels in the loss, the cost that dominates training; the label maps are resized once, not per
+  epoch); AdamW (``lr``, ``weight_decay``), ``epochs``, ``batch_size``, a linear
   (power 1 polynomial) decay to 0, seeded;
 - the last epoch is evaluated (LIP and PASCAL-Person-Part have no validation split besides the one every paper
   reports, so there is nothing to select on: ``selection_split`` is None);
@@ -22,6 +24,8 @@ compare backbones with each other, not with papers):
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from plipbench.errors import ConfigError
@@ -52,6 +56,25 @@ def _label_maps(records: Any, size: tuple[int, int] | None):
         if size is not None and labels.shape != tuple(size):
             labels = np.asarray(Image.fromarray(labels).resize((size[1], size[0]), Image.Resampling.NEAREST))
         out.append(labels)
+    return out
+
+
+def _label_array(records: Any, size: tuple[int, int], scratch: Path) -> Any:
+    """The records' label maps resized (nearest) to ``size``, as one ``(N, h, w)`` uint8 array, read once.
+
+    In memory up to 256 MB, else a memory-mapped file under ``scratch`` (LIP's 30k training maps at 256 x 128
+    are 1 GB), filled in chunks so memory stays bounded.
+    """
+    import numpy as np
+
+    shape = (len(records), int(size[0]), int(size[1]))
+    if shape[0] * shape[1] * shape[2] <= 256 * 2**20:
+        out = np.empty(shape, dtype=np.uint8)
+    else:
+        out = np.lib.format.open_memmap(scratch / "labels.npy", mode="w+", dtype=np.uint8, shape=shape)
+    for start in range(0, len(records), 256):
+        part = records[start:start + 256]
+        out[start:start + len(part)] = np.stack(_label_maps(part, size))
     return out
 
 
@@ -98,24 +121,33 @@ def linear_probe(ctx: ProtocolContext) -> ProtocolOutput:
     optimizer = torch.optim.AdamW(head.parameters(), lr=options["lr"], weight_decay=options["weight_decay"])
     scheduler = torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=total, power=1.0)
     generator = torch.Generator().manual_seed(int(ctx.seed))
+    stride = options["loss_stride"]
+    loss_size = (max(1, size[0] // stride), max(1, size[1] // stride))
+    scratch = tempfile.TemporaryDirectory(prefix="plipbench-parsing-")
+    with clock("labels"):
+        train_labels = _label_array(train, loss_size, Path(scratch.name))
     curve = []
-    with clock("train"):
-        head.train()
-        for _epoch in range(options["epochs"]):
-            order = torch.randperm(len(train), generator=generator).tolist()
-            losses = []
-            for start in range(0, len(order), options["batch_size"]):
-                idx = sorted(order[start:start + options["batch_size"]])
-                feats = torch.from_numpy(np.asarray(x_train[idx], dtype=np.float32)).to(ctx.device)
-                labels = torch.from_numpy(np.stack(_label_maps([train[i] for i in idx], size))).long()
-                logits = F.interpolate(head(feats), size=size, mode="bilinear", align_corners=False)
-                loss = F.cross_entropy(logits, labels.to(ctx.device), ignore_index=ignore)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                losses.append(float(loss.detach()))
-            curve.append(round(float(np.mean(losses)), 5))
+    try:
+        with clock("train"):
+            head.train()
+            for _epoch in range(options["epochs"]):
+                order = torch.randperm(len(train), generator=generator).tolist()
+                losses = []
+                for start in range(0, len(order), options["batch_size"]):
+                    idx = sorted(order[start:start + options["batch_size"]])
+                    feats = torch.from_numpy(np.asarray(x_train[idx], dtype=np.float32)).to(ctx.device)
+                    labels = torch.from_numpy(np.asarray(train_labels[idx])).long()
+                    logits = F.interpolate(head(feats), size=loss_size, mode="bilinear", align_corners=False)
+                    loss = F.cross_entropy(logits, labels.to(ctx.device), ignore_index=ignore)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    scheduler.step()
+                    losses.append(float(loss.detach()))
+                curve.append(round(float(np.mean(losses)), 5))
+    finally:
+        del train_labels
+        scratch.cleanup()
     with clock("test"):
         head.eval()
         confusion = ParsingConfusion(len(classes), ignore_index=ignore, class_names=classes, per_image=True)
