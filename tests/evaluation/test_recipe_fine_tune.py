@@ -1,0 +1,169 @@
+"""The image ReID fine-tune run from a recipe: a tiny run records the resolved recipe, its lr follows the
+reference schedule, the last stride and the misfits."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+
+import pytest
+import torch
+from protocol_fixtures import (
+    IMAGE_TASK,
+    assert_state_unchanged,
+    image_only_backbone,
+    make_context,
+    plip_mini,
+    real_store,
+    state_snapshot,
+    synthetic_dataset,
+    task_data,
+)
+
+from plipbench.errors import ConfigError
+from plipbench.evaluation.protocols import get_protocol
+from plipbench.evaluation.protocols.heads import set_last_stride_one
+from plipbench.evaluation.protocols.losses import batch_hard_triplet_loss
+from plipbench.evaluation.protocols.recipe_run import EpochScheduler, wants_recipe
+from plipbench.recipes import build_lr_scheduler, build_optimizer, resolve_recipe
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory):
+    return synthetic_dataset(tmp_path_factory.getbasetemp(), "synth-market", "market1501", 48, 4)
+
+
+def _run(market, options, backbone=None):
+    backbone = backbone or plip_mini()
+    ctx = make_context(IMAGE_TASK, "fine-tune", task_data(market, val=False), backbone, real_store(backbone),
+                       options)
+    return get_protocol("image-reid", "fine-tune")(ctx)
+
+
+SHORT = {"recipe": "bot", "epochs": 1, "warmup_epochs": 0, "schedule.milestones": [1], "batch_size": 16,
+         "input_size": "native"}
+
+
+def test_bot_tiny_run_records_the_resolved_recipe(market):
+    backbone = plip_mini()
+    before = state_snapshot(backbone)
+    out = _run(market, {**SHORT, "max_steps": 2})
+    assert_state_unchanged(backbone, before)  # trained on a copy, last stride included
+    details = out.details
+    assert details["recipe"]["name"] == "bot" and len(details["recipe_sha256"]) == 64
+    resolved = details["recipe"]["recipe"]
+    assert resolved["optimizer"]["name"] == "adam" and resolved["optimizer"]["lr"] == 3.5e-4
+    assert resolved["epochs"] == 1 and resolved["warmup"] is None and resolved["input"]["size"] == [128, 64]
+    assert details["short_run"] is True and details["paper_compatible"] is False
+    assert details["recipe"]["mean"] == list(backbone.image_transform.mean)  # normalize: backbone
+    assert details["last_stride"] and details["steps"] == 2
+    assert set(details["train_loss"][0]) == {"id", "triplet"}
+    assert out.options["recipe"] == "bot" and out.selection_split is None
+    assert 0.0 <= out.scores["mAP"] <= 1.0
+
+
+def test_selection_test_is_recorded_as_paper_compatible(market):
+    out = _run(market, {**SHORT, "max_steps": 1, "selection": "test"})
+    assert out.details["paper_compatible"] is True
+    assert out.details["selection_mode"].startswith("paper-compatible")
+
+
+def test_the_epoch_lr_follows_the_bot_schedule(market):
+    # BoT steps its scheduler at the start of each epoch: epoch 0 already runs at warm-up step 1
+    opts = {"recipe": "bot", "epochs": 4, "warmup": 2, "schedule.milestones": [3], "batch_size": 16,
+            "input_size": "native", "max_steps": None}
+    out = _run(market, opts)
+    base, start = 3.5e-4, 0.01
+    lrs = [epoch[0] for epoch in out.details["epoch_lr"]]
+    assert len(lrs) == 4
+    assert math.isclose(lrs[0], base * (start + (1 - start) * 1 / 2), rel_tol=1e-5)  # warm-up, step 1 of 2
+    assert math.isclose(lrs[1], base, rel_tol=1e-5)  # warm-up end (step 2)
+    assert math.isclose(lrs[2], base * 0.1, rel_tol=1e-5)  # step 3: past the milestone
+    assert math.isclose(lrs[3], base * 0.1, rel_tol=1e-5)
+
+
+def test_epoch_scheduler_steps_the_recipe_once_per_epoch():
+    resolved = resolve_recipe("transreid", _vit_profile(), {})
+    model = torch.nn.Linear(4, 2)
+    optimizer = build_optimizer(model, resolved.recipe.optimizer)
+    scheduler = EpochScheduler(build_lr_scheduler(optimizer, resolved.recipe), optimizer, steps_per_epoch=3)
+    for _ in range(3 * 6):
+        optimizer.step()
+        scheduler.step()
+    base = resolved.recipe.optimizer.lr
+    weights = [lrs[0] for lrs in scheduler.epoch_lrs]
+    # TransReID: timm warm-up from 0.01 x base over 5 epochs, stepped at the start of each epoch (offset 1)
+    assert math.isclose(weights[0], 0.01 * base + (base - 0.01 * base) * 1 / 5, rel_tol=1e-6)
+    assert math.isclose(weights[4], base * (0.002 + 0.998 * 0.5 * (1 + math.cos(math.pi * 5 / 120))), rel_tol=1e-6)
+    state = copy.deepcopy(scheduler.state_dict())
+    again = EpochScheduler(build_lr_scheduler(optimizer, resolved.recipe), optimizer, steps_per_epoch=3)
+    again.load_state_dict(state)
+    assert again.steps == 18 and again.epoch_lrs == scheduler.epoch_lrs
+
+
+def _vit_profile():
+    from plipbench.recipes.backbones import BackboneProfile
+
+    return BackboneProfile(spec="vit-b", name="vit-b", architecture="vit", modalities=("image",),
+                           parameters=86_000_000, mean=(0.5,) * 3, std=(0.5,) * 3, input_size=(224, 224),
+                           patch_size=16)
+
+
+def test_unknown_recipe_and_misfits_are_one_line_errors(market):
+    with pytest.raises(ConfigError, match=r"unknown recipe 'nope'; known: bot,"):
+        _run(market, {"recipe": "nope"})
+    with pytest.raises(ConfigError, match=r"recipe 'irra' needs a backbone that encodes image and text|"
+                                          r"recipe 'irra' is for vit"):
+        _run(market, {"recipe": "irra"}, backbone=image_only_backbone())
+    with pytest.raises(ConfigError, match=r"recipe 'rethinking' is a attributes recipe"):
+        _run(market, {"recipe": "rethinking", "input_size": "native"})
+    with pytest.raises(ConfigError, match="unknown recipe key 'nonsense'"):
+        _run(market, {"recipe": "bot", "nonsense": 1})
+
+
+def test_a_synthetic_task_without_recipe_keeps_the_short_fine_tune(market):
+    backbone = plip_mini()
+    ctx = make_context(IMAGE_TASK, "fine-tune", task_data(market, val=False), backbone, real_store(backbone), {})
+    assert not wants_recipe(ctx)
+    real = ctx.task.model_copy(update={"synthetic": False, "dataset": ctx.task.dataset.model_copy(
+        update={"synthetic": None, "root": "/data/market"})})
+    assert wants_recipe(dataclasses.replace(ctx, task=real))  # a real task runs its default recipe
+
+
+def test_last_stride_one_on_a_modified_resnet_keeps_the_resolution():
+    backbone = copy.deepcopy(plip_mini())
+    module = backbone.module
+    images = torch.randn(2, 3, 128, 64)
+    with torch.no_grad():
+        grid = []
+        hook = _last_stage(module).register_forward_hook(lambda m, i, o: grid.append(o.shape[-2:]))
+        module.eval()
+        backbone.forward_image(images)
+        changes = set_last_stride_one(module)
+        out = backbone.forward_image(images)
+        hook.remove()
+    assert changes and all("layer4.0" in c for c in changes)
+    assert tuple(grid[1]) == (2 * grid[0][0], 2 * grid[0][1])
+    assert out.shape == (2, backbone.embedding_dim)
+
+
+def test_last_stride_one_on_a_timm_resnet():
+    timm = pytest.importorskip("timm")
+    model = timm.create_model("resnet18", pretrained=False, num_classes=0)
+    set_last_stride_one(model)
+    with torch.no_grad():
+        features = model.forward_features(torch.randn(1, 3, 256, 128))
+    assert tuple(features.shape[-2:]) == (16, 8)  # stride 16 instead of 32
+
+
+def _last_stage(module):
+    return [m for name, m in module.named_modules() if name.endswith("layer4")][-1]
+
+
+def test_soft_margin_triplet():
+    features = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 3.0], [0.0, 4.0]])
+    labels = torch.tensor([0, 0, 1, 1])
+    # hardest positive 1 for everyone; closest negative 3, sqrt(10), 3, 4
+    expected = torch.nn.functional.softplus(torch.tensor([1 - 3.0, 1 - 10 ** 0.5, 1 - 3.0, 1 - 4.0])).mean()
+    assert math.isclose(float(batch_hard_triplet_loss(features, labels, None)), float(expected), rel_tol=1e-5)
