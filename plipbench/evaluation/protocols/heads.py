@@ -29,24 +29,23 @@ def bnneck_head(dim: int, num_classes: int, spec: NeckSpec) -> tuple[nn.Module, 
     return neck, classifier
 
 
-def _last_stage(module: nn.Module) -> tuple[str, nn.Module]:
+def _last_stage(module: nn.Module) -> tuple[str, nn.Module] | None:
     stages = [(name, m) for name, m in module.named_modules() if name.rsplit(".", 1)[-1] == "layer4"]
-    if not stages:
-        raise ConfigError(
-            f"last_stride: {type(module).__name__} has no ResNet-like last stage ('layer4'); "
-            "set last_stride=null for this backbone"
-        )
-    return stages[-1]
+    return stages[-1] if stages else None
 
 
 def set_last_stride_one(module: nn.Module) -> list[str]:
     """Make the last stage of a ResNet-like ``module`` (torchvision/timm ResNet, the CLIP/PLIP ModifiedResNet)
     keep its input resolution, as BoT's ``LAST_STRIDE 1``: in the first block of ``layer4`` every stride-2
     convolution gets stride 1 and every stride-2 average pool (ModifiedResNet's anti-aliased stride, ResNet-D's
-    shortcut) becomes an identity. Edits ``module`` in place (pass a training copy); returns what was changed."""
+    shortcut) becomes an identity. Edits ``module`` in place (pass a training copy); returns what was changed,
+    nothing for a CNN that is not ResNet-like (no ``layer4``: an OSNet, a MobileNet), which keeps its strides."""
     import torch
 
-    name, stage = _last_stage(module)
+    found = _last_stage(module)
+    if found is None:
+        return []
+    name, stage = found
     first = next(iter(stage.children()))
     changed: list[str] = []
     for sub_name, sub in list(first.named_modules()):

@@ -358,7 +358,9 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         train_loss=[{k: round(v, 6) for k, v in epoch.items()} for epoch in record.losses],
         epoch_lr=[[float(f"{lr:.6g}") for lr in lrs] for lrs in scheduler.epoch_lrs],
         num_train_images=len(train), num_train_identities=num_classes, effective_identities_per_batch=p_eff,
-        sampler=sampler.describe(), last_stride=stride_changes, curve=record.curve,
+        sampler=sampler.describe(), curve=record.curve,
+        last_stride=stride_changes or ("not applied: no ResNet-like last stage" if recipe.last_stride == 1
+                                       else "unchanged"),
         test_features=f"{recipe.test.feature} feature of the fine-tuned copy at {list(recipe.input.size)}",
     )  # fmt: skip
     options["resolved_overrides"] = dict(resolved.overrides)

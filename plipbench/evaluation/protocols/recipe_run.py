@@ -3,7 +3,7 @@ inside the per-step loop, and the augmented training images.
 
 Which recipe: the protocol option ``recipe`` (a shipped name or a YAML path). Unset, a task on real data runs
 the reference recipe for its kind of backbone (:func:`plipbench.recipes.default_recipe`: bot / transreid for
-image ReID); a synthetic twin without ``recipe`` keeps the short hand-written fine-tune. With a recipe, every
+image ReID), as does ``recipe: reference``; a synthetic twin without ``recipe`` keeps the short hand-written fine-tune. With a recipe, every
 option that is not one of the protocol's own (``RUN_OPTIONS``) is a recipe override, a dotted key or a named
 shorthand (``epochs``, ``warmup_epochs``, ``lr``, ``batch_size``, ``selection``, ``epochs_scale``), and
 ``input_size: native`` trains at the backbone's own input size. The fully resolved recipe and its SHA-256 go
@@ -25,6 +25,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from plipbench.evaluation.protocols.base import ProtocolContext
     from plipbench.recipes.resolve import ResolvedRecipe
+
+#: ``recipe: reference``: the reference recipe for this kind of backbone (the synthetic twins' value, so that a
+#: ViT baseline gets transreid where a CNN gets bot)
+REFERENCE = "reference"
 
 #: the options a recipe-run fine-tune keeps for itself (the rest are recipe overrides)
 RUN_OPTIONS: dict[str, Any] = {
@@ -58,7 +62,9 @@ def resolve_protocol_recipe(ctx: ProtocolContext, task_kind: str, extra: Mapping
     if own["input_size"] not in ("recipe", "native"):
         raise option_error(ctx, "input_size", "'recipe' or 'native'", own["input_size"])
     profile = profile_backbone(ctx.backbone)
-    name = own["recipe"] or default_recipe(task_kind, profile)
+    name = own["recipe"]
+    if name in (None, REFERENCE):
+        name = default_recipe(task_kind, profile)
     if own["input_size"] == "native":
         overrides.setdefault("input.size", list(profile.input_size))
     where = f"task {ctx.task.name}, protocol {ctx.protocol.name}"
