@@ -11,6 +11,7 @@ import pytest
 import torch
 from protocol_fixtures import (
     IMAGE_TASK,
+    TEXT_TASK,
     assert_state_unchanged,
     image_only_backbone,
     make_context,
@@ -167,3 +168,69 @@ def test_soft_margin_triplet():
     # hardest positive 1 for everyone; closest negative 3, sqrt(10), 3, 4
     expected = torch.nn.functional.softplus(torch.tensor([1 - 3.0, 1 - 10 ** 0.5, 1 - 3.0, 1 - 4.0])).mean()
     assert math.isclose(float(batch_hard_triplet_loss(features, labels, None)), float(expected), rel_tol=1e-5)
+
+
+# -- text ReID ----------------------------------------------------------------------------------------
+TEXT_SHORT = {"epochs": 2, "warmup_epochs": 1, "schedule.milestones": [2], "batch_size": 16,
+              "input_size": "native"}
+
+
+@pytest.fixture(scope="module")
+def cuhk(tmp_path_factory):
+    return synthetic_dataset(tmp_path_factory.getbasetemp(), "synth-cuhk", "cuhk-pedes", 40, 2)
+
+
+def _run_text(cuhk, options):
+    backbone = plip_mini()
+    ctx = make_context(TEXT_TASK, "fine-tune", task_data(cuhk), backbone, real_store(backbone), options)
+    return get_protocol("text-reid", "fine-tune")(ctx)
+
+
+def test_plip_cmpmc_tiny_run_records_the_recipe_and_its_schedule(cuhk):
+    backbone = plip_mini()
+    before = state_snapshot(backbone)
+    out = _run_text(cuhk, {"recipe": "reference", **TEXT_SHORT})
+    assert_state_unchanged(backbone, before)
+    details = out.details
+    assert details["recipe"]["name"] == "plip-cmpmc" and out.options["recipe"] == "plip-cmpmc"  # CNN: plip-cmpmc
+    assert details["recipe"]["recipe"]["optimizer"]["name"] == "adan"
+    assert set(details["train_loss"][0]) == {"cmpm", "cmpc"}
+    assert details["num_train_samples"] == sum(len(r.captions) for r in cuhk.split("train"))  # captions: each
+    base = 1e-4
+    lrs = details["epoch_lr"]
+    # PLIP's gradual warm-up, stepped after each epoch: epoch 0 at 0.2 x lr, epoch 1 (warm-up end) at the lr;
+    # the CMPC classifier's group at x10 follows the same factors
+    assert math.isclose(lrs[0][0], 0.2 * base, rel_tol=1e-5) and math.isclose(lrs[1][0], base, rel_tol=1e-5)
+    assert math.isclose(lrs[0][-1], 0.2 * base * 10, rel_tol=1e-5)
+    assert out.selection_split == "val" and len(details["val_R1"]) == 2
+
+
+def test_sdm_and_id_losses_run_through_the_text_protocol(cuhk):
+    out = _run_text(cuhk, {"recipe": "plip-cmpmc", **TEXT_SHORT, "max_steps": 1,
+                           "losses": {"sdm": {"temperature": 0.02}, "id": {"weight": 1.0}}})
+    assert set(out.details["train_loss"][0]) == {"sdm", "id"}
+
+
+def test_sdm_loss_matches_irra():
+    import torch.nn.functional as F
+
+    from plipbench.evaluation.protocols.losses import sdm_loss
+
+    torch.manual_seed(0)
+    image, text, pid = torch.randn(6, 8), torch.randn(6, 8), torch.tensor([0, 0, 1, 1, 2, 3])
+    # IRRA compute_sdm, transcribed
+    labels = (pid.reshape(6, 1) - pid.reshape(6, 1).t() == 0).float()
+    t2i = F.normalize(text, dim=1) @ F.normalize(image, dim=1).t()
+    dist = labels / labels.sum(dim=1)
+    expected = 0
+    for logits in (t2i.t() / 0.02, t2i / 0.02):
+        expected += torch.mean(torch.sum(F.softmax(logits, 1) * (F.log_softmax(logits, 1) - torch.log(dist + 1e-8)), 1))
+    assert math.isclose(float(sdm_loss(image, text, pid, 0.02)), float(expected), rel_tol=1e-5)
+
+
+def test_a_text_recipe_on_an_image_only_backbone_is_refused(cuhk):
+    backbone = image_only_backbone()
+    ctx = make_context(TEXT_TASK, "fine-tune", task_data(cuhk), backbone, real_store(backbone),
+                       {"recipe": "plip-cmpmc"})
+    with pytest.raises(ConfigError, match="needs a backbone that encodes image and text; tiny-cnn has no text"):
+        get_protocol("text-reid", "fine-tune")(ctx)

@@ -45,3 +45,30 @@ def batch_hard_triplet_loss(features: torch.Tensor, labels: torch.Tensor, margin
     if margin is None:
         return F.softplus(gap).mean()
     return torch.relu(gap + margin).mean()
+
+
+def sdm_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, pids: torch.Tensor, temperature: float,
+             *, eps: float = 1e-8) -> torch.Tensor:
+    """IRRA's similarity distribution matching (``model/objectives.py compute_sdm``): the KL divergence of the
+    softmax of the cosine similarities at ``1 / temperature`` from the normalised same-identity distribution,
+    image-to-text plus text-to-image, each averaged over the batch."""
+    import torch
+    import torch.nn.functional as F
+
+    labels = (pids[:, None] == pids[None, :]).float()
+    target = labels / labels.sum(dim=1, keepdim=True)
+    cosine = F.normalize(text_emb.float(), dim=1) @ F.normalize(image_emb.float(), dim=1).t()
+    loss = cosine.new_zeros(())
+    for logits in (cosine.t() / temperature, cosine / temperature):
+        pred = F.softmax(logits, dim=1)
+        loss = loss + torch.mean(torch.sum(pred * (F.log_softmax(logits, dim=1) - torch.log(target + eps)), dim=1))
+    return loss
+
+
+def shared_id_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, labels: torch.Tensor,
+                   classifier: torch.nn.Module) -> torch.Tensor:
+    """IRRA's ID loss (``compute_id``): one classifier for both modalities, the mean of the two cross-entropies."""
+    import torch.nn.functional as F
+
+    return (F.cross_entropy(classifier(image_emb.float()), labels)
+            + F.cross_entropy(classifier(text_emb.float()), labels)) / 2
