@@ -234,3 +234,37 @@ def test_a_text_recipe_on_an_image_only_backbone_is_refused(cuhk):
                        {"recipe": "plip-cmpmc"})
     with pytest.raises(ConfigError, match="needs a backbone that encodes image and text; tiny-cnn has no text"):
         get_protocol("text-reid", "fine-tune")(ctx)
+
+
+# -- task files ---------------------------------------------------------------------------------------
+def _recipe_protocols():
+    from protocol_fixtures import TASKS
+
+    from plipbench.evaluation.tasks import load_task_file
+
+    for path in sorted(TASKS.glob("*/*.yaml")):
+        if path.parent.name == "suites":
+            continue
+        task = load_task_file(path)
+        for spec in task.protocols:
+            if spec.base == "fine-tune" and "recipe" in spec.options:
+                yield task, spec
+
+
+def test_every_task_recipe_resolves_for_a_cnn_and_a_vit():
+    from plipbench.evaluation.protocols.recipe_run import RUN_OPTIONS
+    from plipbench.recipes import default_recipe, profile_backbone
+
+    cnn = profile_backbone(plip_mini())
+    vit = _vit_profile().model_copy(update={"modalities": ("image", "text")})
+    seen = set()
+    for task, spec in _recipe_protocols():
+        seen.add((task.kind, task.synthetic))
+        overrides = {k: v for k, v in spec.options.items() if k not in RUN_OPTIONS}
+        for profile in (cnn, vit):
+            name = default_recipe(task.kind, profile)
+            resolved = resolve_recipe(name, profile, overrides)
+            assert resolved.short_run == task.synthetic, (task.name, name)
+            if task.synthetic:  # the mini suite's named overrides: one epoch, batches of 32
+                assert resolved.recipe.epochs == 1 and resolved.recipe.sampler.batch_size == 32
+    assert seen == {("image-reid", True), ("image-reid", False), ("text-reid", True), ("text-reid", False)}
