@@ -186,6 +186,11 @@ class Backbone:
             out = self._encode_image(images.to(self.device, dtype=torch.float32))
         return self._checked(out, len(images), "image").float()
 
+    def forward_image(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` preprocessed images -> ``(B, D)`` float32 embeddings, differentiable: the training
+        forward of the fine-tune protocols (no inference mode, the module's own train/eval mode kept)."""
+        return self._encode_image(images).float()
+
     def encode_text(self, texts: Sequence[str], *, task: str | None = None) -> torch.Tensor:
         """A list of captions -> ``(B, D)`` float32 embeddings; raises for image-only backbones."""
         import torch

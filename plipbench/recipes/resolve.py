@@ -94,6 +94,8 @@ def _expand(overrides: dict[str, Any], base: Recipe) -> dict[str, Any]:
     for key, value in overrides.items():
         if key == EPOCHS_SCALE:
             out.update(_scaled(base, value))
+        elif key == "warmup_epochs":  # 0 switches the warm-up off (warmup.epochs must be positive)
+            out.update({"warmup": None} if value == 0 else {"warmup.epochs": value})
         else:
             out[SHORTHANDS.get(key, key)] = value
     return out
@@ -158,7 +160,8 @@ def resolve_recipe(
     ``timm:resnet50``, a built Backbone, or a :class:`BackboneProfile`).
 
     ``overrides`` maps dotted recipe keys to values (``{"optimizer.lr": 1e-4}``), plus the shorthands
-    ``epochs``, ``warmup``, ``lr``, ``batch_size``, ``selection`` and ``epochs_scale``. ``dataset``
+    ``epochs``, ``warmup``, ``warmup_epochs`` (0: no warm-up), ``lr``, ``batch_size``, ``selection`` and
+    ``epochs_scale``. ``dataset``
     (``pa100k``, ``peta``, ...) applies the recipe's per-dataset values. ``architecture`` overrides the
     kind read from the module. Every misfit (a CNN recipe on a ViT, a text recipe on an image-only
     backbone, a last stride on a ViT) is a one-line :class:`ConfigError`.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from plipbench.errors import ConfigError
 from plipbench.evaluation.protocols._training import (
     Stopwatch,
     check_bool,
@@ -36,6 +37,7 @@ from plipbench.evaluation.protocols._training import (
     warmup_scheduler,
 )
 from plipbench.evaluation.protocols.base import ProtocolContext, ProtocolOutput
+from plipbench.evaluation.protocols.losses import batch_hard_triplet_loss
 from plipbench.evaluation.protocols.options import ImageZeroShotOptions
 from plipbench.models.backbone import Backbone
 
@@ -141,28 +143,11 @@ class BNNeckBackbone(Backbone):
         return self.neck(self.encoder._encode_image(images).float())
 
 
-def batch_hard_triplet_loss(features: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
-    """Batch-hard triplet loss (Hermans et al. 2017) on euclidean distances, as in BoT.
-
-    For every anchor: the farthest same-id sample and the closest other-id sample;
-    ``mean(relu(d_pos - d_neg + margin))`` over anchors that have a negative (0 when none has one).
-    """
-    import torch
-
-    features = features.float()
-    squared = features.pow(2).sum(1)
-    dist = (squared[:, None] + squared[None, :] - 2 * features @ features.t()).clamp_min(1e-12).sqrt()
-    same = labels[:, None] == labels[None, :]
-    hardest_pos = dist.masked_fill(~same, float("-inf")).max(1).values
-    hardest_neg = dist.masked_fill(same, float("inf")).min(1).values
-    has_neg = (~same).any(1)
-    if not bool(has_neg.any()):
-        return features.sum() * 0.0
-    return torch.relu(hardest_pos[has_neg] - hardest_neg[has_neg] + margin).mean()
-
-
 def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
-    """BoT-style fine-tuning (Luo et al. 2019, "Bag of Tricks and a Strong Baseline") of the image encoder.
+    """Fine-tune the image encoder: from a recipe (:func:`recipe_fine_tune`) when the option ``recipe`` is given
+    or the task is on real data, else the short hand-written BoT-style fine-tune below.
+
+    BoT-style fine-tuning (Luo et al. 2019, "Bag of Tricks and a Strong Baseline") of the image encoder.
 
     Choices:
 
@@ -186,7 +171,10 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     import torch.nn.functional as F
 
     from plipbench.evaluation.protocols._training import TrainingImages
+    from plipbench.evaluation.protocols.recipe_run import wants_recipe
 
+    if wants_recipe(ctx):
+        return recipe_fine_tune(ctx)
     options = resolve_options(ctx, IMAGE_FINE_TUNE_DEFAULTS)
     check_int(ctx, options, "epochs")
     check_float(ctx, options, "lr", strict=True)
@@ -253,5 +241,126 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         num_train_images=len(train), num_train_identities=num_classes, effective_identities_per_batch=p_eff,
         sampler=sampler.describe(), test_features="post-BNNeck feature of the fine-tuned copy", curve=record.curve,
     )  # fmt: skip
+    return ProtocolOutput(scores=scores, per_query=per_query, details=details, metric_protocol=protocol,
+                          options=options, selection_split=None, timings=clock.timings, zero_shot=False)
+
+
+IMAGE_RECIPE_EVAL_OPTIONS: dict[str, Any] = {"flip": None, "rerank": None}
+
+
+def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
+    """The image ReID fine-tune of a recipe (``bot`` for CNNs, ``transreid`` for ViT/Swin by default; the
+    option ``recipe`` names another, see :mod:`~plipbench.evaluation.protocols.recipe_run`).
+
+    A training copy of the encoder (``ctx.backbone`` is never modified), last stride 1 where the recipe says
+    so (ResNet-like backbones, the CLIP/PLIP ModifiedResNet included), the recipe's BNNeck (frozen bias) and
+    classifier; the recipe's train pipeline (resize, flip, pad + random crop, timm/torchvision random erasing);
+    P x K identity batches; CE with label smoothing on the chosen neck feature + batch-hard triplet (margin or
+    soft margin); the recipe's optimizer (bias lr factor and bias weight decay) and per-epoch schedule;
+    gradient clipping where the recipe has it. Test: the recipe's feature (before or after the BNNeck) at the
+    recipe's size and mean/std; ``flip`` / ``rerank`` default to the recipe's test settings. The last epoch is
+    kept (ReID datasets have no val split); ``selection: test`` is recorded as the paper-compatible mode.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from plipbench.evaluation.protocols.heads import bnneck_head, set_last_stride_one
+    from plipbench.evaluation.protocols.recipe_run import (
+        EpochScheduler,
+        RecipeImages,
+        identity_batch,
+        recipe_details,
+        resolve_protocol_recipe,
+    )
+    from plipbench.recipes import build_lr_scheduler, build_optimizer, build_train_transform
+
+    resolved, options = resolve_protocol_recipe(ctx, "image-reid", IMAGE_RECIPE_EVAL_OPTIONS)
+    recipe = resolved.recipe
+    check_int(ctx, options, "max_steps", allow_none=True)
+    check_int(ctx, options, "num_workers", minimum=0)
+    check_bool(ctx, options, "sync_bn")
+    if options["flip"] is None:
+        options["flip"] = recipe.test.flip
+    if options["rerank"] is None and recipe.test.rerank is not None and recipe.test.rerank.enabled:
+        options["rerank"] = recipe.test.rerank.model_dump(exclude={"enabled"})
+    _check_eval_options(ctx, options)
+    unsupported = [part for part, on in (("center loss", recipe.losses.center is not None
+                                          and recipe.losses.center.enabled), ("ema", recipe.ema is not None))
+                   if on]
+    if unsupported:
+        raise ConfigError(f"task {ctx.task.name}: recipe {resolved.name!r}: {', '.join(unsupported)} is not "
+                          "wired into the image ReID fine-tune yet")
+    resolve_metric_options(ctx, IMAGE_METRIC_DEFAULTS)
+    _require_eval_records(ctx)
+    train = ctx.data.train_records
+    require_records(ctx, train, "train")
+    clock = Stopwatch()
+    device = ctx.device
+
+    labels, num_classes = relabel([r.pid for r in train])
+    encoder = training_copy(ctx.backbone, device)
+    stride_changes = set_last_stride_one(encoder.module) if recipe.last_stride == 1 else []
+    test_spec = encoder.image_transform.model_copy(update={
+        "size": tuple(recipe.input.size), "mean": resolved.mean, "std": resolved.std,
+        "interpolation": recipe.input.test_interpolation, "resize": "stretch", "crop_pct": 1.0})
+    encoder.image_transform = test_spec
+    dim = encoder.embedding_dim
+    with seeded(ctx.seed, device):
+        neck, classifier = bnneck_head(dim, num_classes, recipe.neck)
+    neck, classifier = neck.to(device), classifier.to(device)
+    encoder.module, neck = sync_batchnorm(ctx, options, encoder.module, neck)
+    model = BNNeckBackbone(encoder, neck)
+    model.image_transform = test_spec
+    dataset = RecipeImages(train, build_train_transform(resolved), labels, seed=ctx.seed)
+    p, k = identity_batch(ctx, resolved)
+    sampler, p_eff = pk_sampler([r.pid for r in train], p, k, ctx.seed)
+    loader = training_loader(dataset, sampler, options["num_workers"])
+    trained = torch.nn.ModuleDict({"encoder": encoder.module, "neck": neck, "classifier": classifier})
+    optimizer = build_optimizer(trained, recipe.optimizer)
+    scheduler = EpochScheduler(build_lr_scheduler(optimizer, recipe), optimizer, len(loader))
+    ce, triplet = recipe.losses.ce, recipe.losses.triplet
+
+    def train_step(batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
+        images, _, batch_labels = batch
+        images, batch_labels = images.to(device), batch_labels.to(device)
+        feature = encoder.forward_image(images)
+        after = neck(feature)
+        parts: dict[str, torch.Tensor] = {}
+        if ce is not None:
+            logits = classifier(after if ce.feature == "after-bn" else feature)
+            parts["id"] = ce.weight * F.cross_entropy(logits, batch_labels, label_smoothing=ce.label_smoothing)
+        if triplet is not None:
+            chosen = after if triplet.feature == "after-bn" else feature
+            parts["triplet"] = triplet.weight * batch_hard_triplet_loss(
+                chosen, batch_labels, triplet.margin, normalize=triplet.normalize)
+        return sum(parts.values()), parts, 1
+
+    with clock("train_s"), seeded(ctx.seed + 1, device):
+        record = fine_tune_loop(loader, sampler, dataset, optimizer, scheduler, epochs=recipe.epochs,
+                                max_steps=options["max_steps"], train_modules=[trained], step=train_step,
+                                clip_grad_norm=recipe.grad_clip.max_norm if recipe.grad_clip else None,
+                                checkpoint=ctx.checkpoint, progress=ctx.progress, device=device,
+                                label=f"image-reid fine-tune ({resolved.name})")
+    trained.eval()
+    test_model = model if recipe.test.feature == "after-bn" else encoder
+    with clock("test_features_s"):
+        encode = lambda records, flip: ctx.features.encode_images_with(test_model, records, flip=flip).cpu()  # noqa: E731
+        query = _features(ctx, ctx.data.query_records, encode, options["flip"])
+        gallery = _features(ctx, ctx.data.gallery_records, encode, options["flip"])
+    with clock("metric_s"):
+        scores, per_query, details, protocol = evaluate_image_retrieval(ctx, query, gallery, options["rerank"])
+    details.update(recipe_details(resolved))
+    details.update(
+        selection="last-epoch", selection_mode="paper-compatible (test)" if resolved.paper_compatible else "val",
+        selected_epoch=record.selected_epoch, steps=record.steps,
+        train_loss=[{k: round(v, 6) for k, v in epoch.items()} for epoch in record.losses],
+        epoch_lr=[[float(f"{lr:.6g}") for lr in lrs] for lrs in scheduler.epoch_lrs],
+        num_train_images=len(train), num_train_identities=num_classes, effective_identities_per_batch=p_eff,
+        sampler=sampler.describe(), curve=record.curve,
+        last_stride=stride_changes or ("not applied: no ResNet-like last stage" if recipe.last_stride == 1
+                                       else "unchanged"),
+        test_features=f"{recipe.test.feature} feature of the fine-tuned copy at {list(recipe.input.size)}",
+    )  # fmt: skip
+    options["resolved_overrides"] = dict(resolved.overrides)
     return ProtocolOutput(scores=scores, per_query=per_query, details=details, metric_protocol=protocol,
                           options=options, selection_split=None, timings=clock.timings, zero_shot=False)

@@ -18,6 +18,7 @@ from plipbench.errors import DataError
 from plipbench.evaluation.protocols._training import (
     Stopwatch,
     caption_pairs,
+    check_bool,
     check_choice,
     check_float,
     check_int,
@@ -312,7 +313,10 @@ def _encode_with(ctx: ProtocolContext, model: Backbone, records: list[PersonReco
 
 
 def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
-    """Fine-tune both encoders with CMPM + CMPC (the PLIP CMPM/C downstream, plip-paper-and-code.md 5.5).
+    """Fine-tune both encoders: from a recipe (:func:`recipe_fine_tune`) when the option ``recipe`` is given or
+    the task is on real data, else the short hand-written fine-tune below.
+
+    Fine-tune both encoders with CMPM + CMPC (the PLIP CMPM/C downstream, plip-paper-and-code.md 5.5).
 
     Choices:
 
@@ -335,8 +339,11 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     """
     import torch
 
+    from plipbench.evaluation.protocols.recipe_run import wants_recipe
     from plipbench.pretrain.contrastive import identity_contrastive_loss
 
+    if wants_recipe(ctx):
+        return recipe_fine_tune(ctx)
     options = resolve_options(ctx, TEXT_FINE_TUNE_DEFAULTS)
     check_int(ctx, options, "epochs")
     check_float(ctx, options, "lr", strict=True)
@@ -421,6 +428,152 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         test_features="fine-tuned copy, no flip",
         curve=record.curve,
     )
+    return ProtocolOutput(scores=scores, per_query=per_query, details=details, metric_protocol=protocol,
+                          options=options, selection_split="val" if record.best_epoch is not None else None,
+                          timings=clock.timings, zero_shot=False)
+
+
+def _caption_samples(records: list[PersonRecord]) -> list[PersonRecord]:
+    """``captions: each``: every (image, caption) pair as its own training sample."""
+    import dataclasses
+
+    return [dataclasses.replace(r, captions=(c,)) for r in records for c in r.captions]
+
+
+def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
+    """The text ReID fine-tune of a recipe (``plip-cmpmc`` for a CNN image tower, ``irra`` for a ViT by default;
+    the option ``recipe`` names another, see :mod:`~plipbench.evaluation.protocols.recipe_run`).
+
+    A training copy of the backbone, trained through its differentiable ``forward_image`` and ``_encode_text``;
+    the recipe's image pipeline (resize, flip, pad + random crop, random erasing) and caption sampling
+    (``captions: each``: one sample per (image, caption) pair; else one caption drawn per image and epoch); its
+    sampler (random batches, or P x K), optimizer (Adan, Adam with coupled L2; bias lr factor and decay, the
+    name rules) and per-epoch schedule; its losses: CMPM (:func:`identity_contrastive_loss`) + CMPC (classifier
+    at ``lr x classifier_lr_factor``), or IRRA's SDM + shared-classifier ID loss. IRRA's MLM (a cross-modal
+    transformer and an MLM head over the text tokens) is left out: the backbones expose no token-level text
+    output; ``details.left_out`` says so. Selection: best val R@1 where a val split exists, else the last
+    epoch; ``selection: test`` is recorded as the paper-compatible mode but never selects on test here.
+    """
+    import torch
+
+    from plipbench.evaluation.protocols.losses import sdm_loss, shared_id_loss
+    from plipbench.evaluation.protocols.recipe_run import (
+        EpochScheduler,
+        RecipeImages,
+        recipe_details,
+        resolve_protocol_recipe,
+    )
+    from plipbench.evaluation.protocols.samplers import RandomBatchSampler
+    from plipbench.pretrain.contrastive import identity_contrastive_loss
+    from plipbench.recipes import build_lr_scheduler, build_optimizer, build_train_transform
+
+    resolved, options = resolve_protocol_recipe(ctx, "text-reid", {"directions": ["t2i"]})
+    recipe = resolved.recipe
+    check_int(ctx, options, "max_steps", allow_none=True)
+    check_int(ctx, options, "num_workers", minimum=0)
+    check_bool(ctx, options, "sync_bn")
+    _check_directions(ctx, options)
+    metric = _metric_options(ctx)
+    require_text(ctx)
+    train = [r for r in ctx.data.train_records if r.captions]
+    if not train:
+        raise DataError(None, f"task {ctx.task.name}: the train split has no captioned images to fine-tune on")
+    test_records, test_captions, test_text_pids = _test_captions(ctx)
+    val = ctx.data.val_records if _usable_val(ctx.data.val_records) else []
+    clock = Stopwatch()
+    device = ctx.device
+    losses = recipe.losses
+
+    samples = _caption_samples(train) if recipe.augment.captions == "each" else train
+    labels, num_classes = relabel([r.pid for r in samples])
+    model = training_copy(ctx.backbone, device)
+    model.image_transform = model.image_transform.model_copy(update={
+        "size": tuple(recipe.input.size), "mean": resolved.mean, "std": resolved.std,
+        "interpolation": recipe.input.test_interpolation, "resize": "stretch", "crop_pct": 1.0})
+    (model.module,) = sync_batchnorm(ctx, options, model.module)
+    dataset = RecipeImages(samples, build_train_transform(resolved), labels, seed=ctx.seed)
+    if recipe.sampler.kind == "identity":
+        sampler, _ = pk_sampler([r.pid for r in samples], recipe.sampler.identities, recipe.sampler.instances,
+                                ctx.seed)
+    else:
+        sampler = RandomBatchSampler(len(samples), recipe.sampler.batch_size, drop_last=recipe.sampler.drop_last,
+                                     seed=ctx.seed)
+    loader = training_loader(dataset, sampler, options["num_workers"])
+    parts = torch.nn.ModuleDict({"backbone": model.module})
+    extra_groups: list[dict[str, Any]] = []
+    cmpc_weights = None
+    with seeded(ctx.seed, device):
+        if losses.id is not None:
+            classifier = torch.nn.Linear(model.embedding_dim, num_classes)
+            torch.nn.init.normal_(classifier.weight, std=0.001)  # IRRA model/build.py
+            torch.nn.init.zeros_(classifier.bias)
+            parts["classifier"] = classifier.to(device)
+        if losses.cmpc is not None:
+            cmpc_weights = torch.nn.Parameter(torch.empty(model.embedding_dim, num_classes, device=device))
+            torch.nn.init.xavier_uniform_(cmpc_weights)
+            extra_groups.append({"params": [cmpc_weights], "names": ["cmpc.classifier"],
+                                 "lr": recipe.optimizer.lr * losses.cmpc.classifier_lr_factor,
+                                 "weight_decay": recipe.optimizer.weight_decay})
+    optimizer = build_optimizer(parts, recipe.optimizer, extra_groups)
+    scheduler = EpochScheduler(build_lr_scheduler(optimizer, recipe), optimizer, len(loader))
+    left_out = []
+    if losses.mlm is not None and losses.mlm.enabled:
+        left_out.append("mlm (IRRA's cross-modal MLM head: no token-level text output in the Backbone contract)")
+    if recipe.position_embedding is not None and recipe.position_embedding.resample:
+        left_out.append("position-embedding resampling (a ViT trains at its native size)")
+    if recipe.precision != "fp32":
+        left_out.append(f"precision {recipe.precision} (trained in fp32)")
+
+    def train_step(batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
+        images, captions, batch_labels = batch
+        images, batch_labels = images.to(device), batch_labels.to(device)
+        image_emb = model.forward_image(images)
+        text_emb = model._encode_text(captions).float()
+        terms: dict[str, torch.Tensor] = {}
+        if losses.cmpm is not None:
+            terms["cmpm"] = losses.cmpm.weight * identity_contrastive_loss(image_emb, text_emb, batch_labels,
+                                                                           eps=losses.cmpm.eps)
+        if cmpc_weights is not None:
+            terms["cmpc"] = losses.cmpc.weight * cmpc_loss(image_emb, text_emb, batch_labels, cmpc_weights)
+        if losses.sdm is not None:
+            terms["sdm"] = losses.sdm.weight * sdm_loss(image_emb, text_emb, batch_labels, losses.sdm.temperature)
+        if losses.id is not None:
+            terms["id"] = losses.id.weight * shared_id_loss(image_emb, text_emb, batch_labels, parts["classifier"])
+        return sum(terms.values()), terms, 1
+
+    validate = None
+    if val:
+        val_captions, _, val_text_pids = caption_pairs(val)
+
+        def validate() -> float:
+            val_images, val_texts = _encode_with(ctx, model, val, val_captions)
+            return _val_r1(val_images, val_texts, [r.pid for r in val], val_text_pids)
+
+    with clock("train_s"), seeded(ctx.seed + 1, device):
+        record = fine_tune_loop(loader, sampler, dataset, optimizer, scheduler, epochs=recipe.epochs,
+                                max_steps=options["max_steps"], train_modules=[parts], step=train_step,
+                                validate=validate, state_module=model.module,
+                                clip_grad_norm=recipe.grad_clip.max_norm if recipe.grad_clip else None,
+                                checkpoint=ctx.checkpoint, progress=ctx.progress, device=device,
+                                label=f"text-reid fine-tune ({resolved.name})")
+    model.module.eval()
+    with clock("test_features_s"):
+        test_images, test_texts = _encode_with(ctx, model, test_records, test_captions)
+    with clock("metric_s"):
+        scores, per_query, details, protocol = evaluate_text_retrieval(
+            test_images, test_texts, [r.pid for r in test_records], test_text_pids, ks=metric["ks"],
+            directions=options["directions"])
+    details.update(recipe_details(resolved))
+    details.update(
+        selection="best val R@1" if record.best_epoch is not None else "last-epoch",
+        selection_mode="paper-compatible (test)" if resolved.paper_compatible else "val",
+        selected_epoch=record.selected_epoch, steps=record.steps, left_out=left_out,
+        train_loss=[{k: round(v, 6) for k, v in epoch.items()} for epoch in record.losses],
+        val_R1=[round(x, 6) for x in record.val_curve],
+        epoch_lr=[[float(f"{lr:.6g}") for lr in lrs] for lrs in scheduler.epoch_lrs],
+        num_train_images=len(train), num_train_samples=len(samples), num_train_identities=num_classes,
+        sampler=sampler.describe(), test_features="fine-tuned copy, no flip", curve=record.curve,
+    )  # fmt: skip
     return ProtocolOutput(scores=scores, per_query=per_query, details=details, metric_protocol=protocol,
                           options=options, selection_split="val" if record.best_epoch is not None else None,
                           timings=clock.timings, zero_shot=False)

@@ -1,0 +1,145 @@
+"""A fine-tune protocol run from a recipe (:mod:`plipbench.recipes`): which recipe, its per-epoch schedule
+inside the per-step loop, and the augmented training images.
+
+Which recipe: the protocol option ``recipe`` (a shipped name or a YAML path). Unset, a task on real data runs
+the reference recipe for its kind of backbone (:func:`plipbench.recipes.default_recipe`: bot / transreid for
+image ReID), as does ``recipe: reference``; a synthetic twin without ``recipe`` keeps the short hand-written fine-tune. With a recipe, every
+option that is not one of the protocol's own (``RUN_OPTIONS``) is a recipe override, a dotted key or a named
+shorthand (``epochs``, ``warmup_epochs``, ``lr``, ``batch_size``, ``selection``, ``epochs_scale``), and
+``input_size: native`` trains at the backbone's own input size. The fully resolved recipe and its SHA-256 go
+into the result's details.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from plipbench.errors import ConfigError
+from plipbench.evaluation.protocols._training import TrainingImages, option_error
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from plipbench.evaluation.protocols.base import ProtocolContext
+    from plipbench.recipes.resolve import ResolvedRecipe
+
+#: ``recipe: reference``: the reference recipe for this kind of backbone (the synthetic twins' value, so that a
+#: ViT baseline gets transreid where a CNN gets bot)
+REFERENCE = "reference"
+
+#: the options a recipe-run fine-tune keeps for itself (the rest are recipe overrides)
+RUN_OPTIONS: dict[str, Any] = {
+    "recipe": None,
+    "input_size": "recipe",  # "recipe" (the recipe's size) or "native" (the backbone's)
+    "max_steps": None,
+    "num_workers": 0,
+    "sync_bn": False,
+}
+
+
+def is_real(ctx: ProtocolContext) -> bool:
+    """A task on real data (not a synthetic twin)."""
+    return not ctx.task.synthetic and ctx.task.dataset.synthetic is None
+
+
+def wants_recipe(ctx: ProtocolContext) -> bool:
+    """Run from a recipe: ``recipe`` is given, or the task is on real data."""
+    return ctx.options.get("recipe") is not None or is_real(ctx)
+
+
+def resolve_protocol_recipe(ctx: ProtocolContext, task_kind: str, extra: Mapping[str, Any]
+                            ) -> tuple[ResolvedRecipe, dict[str, Any]]:
+    """``(resolved recipe, the protocol's own options)`` for this run; ``extra`` are more own options with
+    their defaults (``flip``, ``rerank``). An unknown recipe, a misfit or a bad override: ConfigError."""
+    from plipbench.recipes import default_recipe, profile_backbone, resolve_recipe
+
+    own_defaults = {**RUN_OPTIONS, **extra}
+    own = {k: ctx.options.get(k, v) for k, v in own_defaults.items()}
+    overrides = {k: v for k, v in ctx.options.items() if k not in own_defaults}
+    if own["input_size"] not in ("recipe", "native"):
+        raise option_error(ctx, "input_size", "'recipe' or 'native'", own["input_size"])
+    profile = profile_backbone(ctx.backbone)
+    name = own["recipe"]
+    if name in (None, REFERENCE):
+        name = default_recipe(task_kind, profile)
+    if own["input_size"] == "native":
+        overrides.setdefault("input.size", list(profile.input_size))
+    where = f"task {ctx.task.name}, protocol {ctx.protocol.name}"
+    try:
+        resolved = resolve_recipe(name, profile, overrides, dataset=ctx.task.paper_task)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    if (profile.architecture == "vit" and own["input_size"] == "recipe"
+            and tuple(resolved.recipe.input.size) != tuple(profile.input_size)):
+        # the recipe's grid needs the position embedding resampled inside the backbone, which the adapters
+        # do not expose yet: train at the native size, said in the result's options
+        resolved = resolve_recipe(name, profile, {**overrides, "input.size": list(profile.input_size)},
+                                  dataset=ctx.task.paper_task)
+        own["input_size"] = "native (position-embedding resampling is not wired into the fine-tune yet)"
+    if resolved.recipe.task != task_kind:
+        raise ConfigError(f"{where}: recipe {name!r} is a {resolved.recipe.task} recipe, not {task_kind}")
+    own["recipe"] = resolved.name
+    return resolved, own
+
+
+def recipe_details(resolved: ResolvedRecipe) -> dict[str, Any]:
+    """The resolved recipe as JSON and its SHA-256 (of the sorted JSON), for a result's details."""
+    tree = resolved.model_dump(mode="json")
+    digest = hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()
+    return {"recipe": tree, "recipe_sha256": digest, "short_run": resolved.short_run,
+            "paper_compatible": resolved.paper_compatible}
+
+
+class EpochScheduler:
+    """The recipe's per-epoch scheduler (:func:`plipbench.recipes.build_lr_scheduler`) inside the per-step
+    loop: :meth:`step` is called after every optimizer step and advances the epoch scheduler after the last
+    step of each epoch. ``epoch_lrs`` holds the lr every parameter group ran at in each epoch (the curve's
+    ``lr`` is read after the epoch's last step, so it is the next epoch's)."""
+
+    def __init__(self, scheduler: Any, optimizer: Any, steps_per_epoch: int) -> None:
+        self.scheduler, self.optimizer = scheduler, optimizer
+        self.steps_per_epoch, self.steps = max(1, int(steps_per_epoch)), 0
+        self.epoch_lrs: list[list[float]] = []
+
+    def step(self) -> None:
+        if self.steps % self.steps_per_epoch == 0:
+            self.epoch_lrs.append([float(g["lr"]) for g in self.optimizer.param_groups])
+        self.steps += 1
+        if self.steps % self.steps_per_epoch == 0:
+            self.scheduler.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"scheduler": self.scheduler.state_dict(), "steps": self.steps, "epoch_lrs": self.epoch_lrs}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.steps, self.epoch_lrs = int(state["steps"]), [list(x) for x in state["epoch_lrs"]]
+
+
+class RecipeImages(TrainingImages):
+    """Training images through the recipe's torchvision v2 pipeline (resize, flip, pad + random crop,
+    normalise, erasing). Each item's random draws come from torch's RNG seeded by ``(seed, epoch, index)``,
+    so the batches do not depend on the number of loader workers."""
+
+    def __init__(self, records: Any, transform: Any, labels: Any, *, seed: int = 0) -> None:
+        super().__init__(records, transform, labels, flip_probability=0.0, seed=seed)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, str, int, int]:
+        import torch
+
+        seed = (self.seed * 1_000_003 + self.epoch) * 1_000_003 + index
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed % (2**63))
+            return super().__getitem__(index)
+
+
+def identity_batch(ctx: ProtocolContext, resolved: ResolvedRecipe) -> tuple[int, int]:
+    """``(P, K)`` of the recipe's identity sampler."""
+    sampler = resolved.recipe.sampler
+    if sampler.kind != "identity":
+        raise ConfigError(f"task {ctx.task.name}: recipe {resolved.name!r} has a {sampler.kind} sampler; "
+                          "this protocol trains on P x K identity batches")
+    return sampler.identities, sampler.instances
