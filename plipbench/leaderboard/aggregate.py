@@ -30,7 +30,7 @@ from typing import Any
 from plipbench.errors import ConfigError
 from plipbench.evaluation.results import TaskResult
 from plipbench.leaderboard import significance
-from plipbench.leaderboard.reference import REFERENCE_LABEL, paper_task_of, reference_results
+from plipbench.leaderboard.reference import paper_task_of, reference_label, reference_results
 
 FAMILY_ORDER = ("text-reid", "image-reid", "attributes", "domain-generalization")
 PROTOCOL_ORDER = ("zero-shot", "linear-probe", "few-shot", "fine-tune")
@@ -141,7 +141,7 @@ class Leaderboard:
                      "images_per_second (median over tasks), pre-train = provenance.backbone.pretraining_seconds "
                      "(s, min or h; mean over the seeds' models); blank when unknown.")
         if self.reference_beside is not None and len(self.reference_beside):
-            notes.append(f"{REFERENCE_MARK} {REFERENCE_LABEL} (values as printed, table named in the row); "
+            notes.append(f"{REFERENCE_MARK} {reference_label(self.reference_name)} (values as printed, table named in the row); "
                          "not ranked.")
         return notes
 
@@ -283,6 +283,7 @@ def _format_reference(value: Any) -> str:
 def reference_views(frame: Any) -> list[TableView]:
     """One view per paper table: rows = the paper's rows, columns = (dataset, metric) grouped by protocol."""
     views = []
+    reference_text = frame["label"].iloc[0] if len(frame) else reference_label(None)
     for table, part in frame.groupby("table", sort=False):
         keys = list(dict.fromkeys(zip(part["protocol"], part["dataset"], part["metric"], strict=True)))
         keys.sort(key=lambda k: _order(k[0], PROTOCOL_ORDER)[0])
@@ -297,9 +298,9 @@ def reference_views(frame: Any) -> list[TableView]:
             values = {(e["protocol"], e["dataset"], e["metric"]): e["value"] for e in entries.to_dict("records")}
             rows.append([label, *[_format_reference(values.get(k)) for k in keys]])
         section = part["section"].iloc[0]
-        views.append(TableView(f"{table}: {REFERENCE_LABEL} (brief section {section})", groups,
+        views.append(TableView(f"{table}: {reference_text} (brief section {section})", groups,
                                ["paper row", *[f"{d} {m}" for _, d, m in keys]], rows, ["reference"] * len(rows),
-                               [f"All values in this table are {REFERENCE_LABEL}; percent as printed."]))
+                               [f"All values in this table are {reference_text}; percent as printed."]))
     return views
 
 

@@ -16,7 +16,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from plipbench.leaderboard.escape import plot_label
-from plipbench.leaderboard.reference import REFERENCE_LABEL
+from plipbench.leaderboard.reference import reference_label
 
 if TYPE_CHECKING:  # pragma: no cover
     from plipbench.leaderboard.aggregate import Column, Leaderboard, TableView
@@ -198,7 +198,7 @@ def leaderboard_html(board: Leaderboard) -> str:
     if figures:
         body.append("<h2>Plots</h2>")
         if board.reference_beside is not None:
-            body.append(f"<p>Hatched grey bars: {html.escape(REFERENCE_LABEL)}.</p>")
+            body.append(f"<p>Hatched grey bars: {html.escape(reference_label(board.reference_name))}.</p>")
         body += figures
     return _page("plipbench leaderboard", body)
 
