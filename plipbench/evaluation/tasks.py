@@ -34,7 +34,7 @@ BASE_PROTOCOLS: dict[str, tuple[str, ...]] = {
     "text-reid": ("zero-shot", "linear-probe", "fine-tune"),
     "image-reid": ("zero-shot", "fine-tune"),
     "attributes": ("linear-probe", "zero-shot", "fine-tune"),
-    "parsing": ("linear-probe",),
+    "parsing": ("linear-probe", "fine-tune"),
     "person-search": ("gt-boxes",),
 }
 # base protocols that train nothing and use all the data: one deterministic run, no seed

@@ -99,24 +99,35 @@ def dense_support(backbone: Backbone) -> str | None:
     return None if maps is not None else why
 
 
-def encode_image_dense(backbone: Backbone, images: torch.Tensor, layers: Sequence[int] = (-1,)) -> torch.Tensor:
-    """``(B, 3, H, W)`` preprocessed images -> ``(B, C, h, w)`` float32 maps of ``layers`` (indices into the
-    family's list of stage maps; several are resized to the first one's size and concatenated)."""
+def dense_maps(backbone: Backbone, images: torch.Tensor, layers: Sequence[int] = (-1,)) -> torch.Tensor:
+    """The maps of :func:`encode_image_dense` with autograd and the module's own train / eval mode untouched (the
+    parsing fine-tune trains through it); ``images`` must already be on the backbone's device."""
     import torch
     import torch.nn.functional as F
 
     maps_fn, why = _extractor(backbone)
     if maps_fn is None:
         raise ConfigError(f"backbone {backbone.name}: {why}")
+    maps = maps_fn(images.to(dtype=torch.float32))
+    try:
+        chosen = [maps[i] for i in layers]
+    except IndexError:
+        raise ConfigError(f"backbone {backbone.name}: layers {list(layers)} out of range for its "
+                          f"{len(maps)} dense map(s)") from None
+    size = chosen[0].shape[-2:]
+    chosen = [m if m.shape[-2:] == size else F.interpolate(m.float(), size=size, mode="bilinear",
+                                                           align_corners=False) for m in chosen]
+    return torch.cat([m.float() for m in chosen], dim=1)
+
+
+def encode_image_dense(backbone: Backbone, images: torch.Tensor, layers: Sequence[int] = (-1,)) -> torch.Tensor:
+    """``(B, 3, H, W)`` preprocessed images -> ``(B, C, h, w)`` float32 maps of ``layers`` (indices into the
+    family's list of stage maps; several are resized to the first one's size and concatenated)."""
+    import torch
+
+    maps_fn, why = _extractor(backbone)
+    if maps_fn is None:
+        raise ConfigError(f"backbone {backbone.name}: {why}")
     backbone.module.eval()
     with torch.inference_mode(), backbone._autocast():
-        maps = maps_fn(images.to(backbone.device, dtype=torch.float32))
-        try:
-            chosen = [maps[i] for i in layers]
-        except IndexError:
-            raise ConfigError(f"backbone {backbone.name}: layers {list(layers)} out of range for its "
-                              f"{len(maps)} dense map(s)") from None
-        size = chosen[0].shape[-2:]
-        chosen = [m if m.shape[-2:] == size else F.interpolate(m.float(), size=size, mode="bilinear",
-                                                               align_corners=False) for m in chosen]
-        return torch.cat([m.float() for m in chosen], dim=1)
+        return dense_maps(backbone, images.to(backbone.device, dtype=torch.float32), layers)

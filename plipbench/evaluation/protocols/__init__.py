@@ -20,6 +20,7 @@ PROTOCOLS: dict[tuple[str, str], str] = {
     ("attributes", "zero-shot"): "plipbench.evaluation.protocols.attributes:zero_shot",
     ("attributes", "fine-tune"): "plipbench.evaluation.protocols.attributes:fine_tune",
     ("parsing", "linear-probe"): "plipbench.evaluation.protocols.parsing:linear_probe",
+    ("parsing", "fine-tune"): "plipbench.evaluation.protocols.parsing_fine_tune:fine_tune",
     ("person-search", "gt-boxes"): "plipbench.evaluation.protocols.person_search:gt_boxes",
 }
 
