@@ -9,6 +9,12 @@ aim at), so parsing probes a backbone's spatial maps. Per family:
 - timm CNNs (``timm:``): ``forward_features`` (the last stage, before pooling).
 - timm ViTs: the patch tokens of ``forward_features`` (prefix tokens dropped) as a (C, H/p, W/p) grid.
 - torchreid models with ``featuremaps`` (OSNet and the ResNets): that map.
+- transformers CLIP (``hf-clip:``): every vision encoder layer's tokens without CLS as a (C, H/p, W/p) grid
+  (``hidden_states[1:]``; the last is ``last_hidden_state``), positions interpolated by transformers
+  (``interpolate_pos_encoding``) for person-shaped inputs.
+- open_clip (``open_clip:``): a ModifiedResNet's four stage maps before the attention pool; a ViT's block outputs
+  from its own ``forward_intermediates`` (NCHW, CLS dropped), at the model's native patch grid only (open_clip does
+  not interpolate its positional table: another input size is a one-line error naming the size to use).
 
 Any other backbone has no dense path here: :func:`dense_support` says why, and a parsing task skips it with that
 reason. The maps come back float32, ``(B, C, h, w)``; several layers are resized (bilinear) to the first one's size
@@ -78,6 +84,58 @@ def _timm_maps(module: Any) -> Callable[[torch.Tensor], list[torch.Tensor]] | No
     return maps
 
 
+def _token_grid(tokens: torch.Tensor, h: int, w: int, prefix: int) -> torch.Tensor:
+    """``(B, prefix + h*w, C)`` tokens -> ``(B, C, h, w)`` (prefix tokens such as CLS dropped)."""
+    grid = tokens[:, prefix:]
+    if grid.shape[1] != h * w:
+        raise ConfigError(f"ViT returned {grid.shape[1]} patch tokens for a {h}x{w} grid")
+    return grid.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], h, w)
+
+
+def _hf_clip_maps(module: Any) -> Callable[[torch.Tensor], list[torch.Tensor]] | None:
+    vision = getattr(module, "vision_model", None)
+    if vision is None:
+        return None
+    patch = int(module.config.vision_config.patch_size)
+
+    def maps(x: torch.Tensor) -> list[torch.Tensor]:
+        # every encoder layer's output (hidden_states[0] is the embedding), CLS dropped; positions interpolated by
+        # transformers itself when the grid is not the pre-training one (person-shaped inputs)
+        out = vision(pixel_values=x, output_hidden_states=True, interpolate_pos_encoding=True)
+        h, w = x.shape[-2] // patch, x.shape[-1] // patch
+        return [_token_grid(t, h, w, 1) for t in out.hidden_states[1:]]
+
+    return maps
+
+
+def _open_clip_maps(module: Any) -> tuple[Callable[[torch.Tensor], list[torch.Tensor]] | None, str]:
+    visual = getattr(module, "visual", None)
+    if visual is not None and all(hasattr(visual, n) for n in ("stem", "layer1", "layer4", "attnpool")):
+        def resnet(x: torch.Tensor) -> list[torch.Tensor]:  # ModifiedResNet: the stage maps before the attnpool
+            x = x.type(visual.conv1.weight.dtype)
+            x1 = visual.layer1(visual.stem(x))
+            x2 = visual.layer2(x1)
+            x3 = visual.layer3(x2)
+            return [x1, x2, x3, visual.layer4(x3)]
+
+        return resnet, ""
+    if visual is not None and hasattr(visual, "forward_intermediates") and hasattr(visual, "positional_embedding"):
+        native = tuple(getattr(visual, "grid_size", ()) or ())
+
+        def vit(x: torch.Tensor) -> list[torch.Tensor]:  # every block's patch tokens as a grid, CLS dropped
+            patch = visual.patch_size
+            grid = (x.shape[-2] // patch[0], x.shape[-1] // patch[1])
+            if native and grid != native:
+                # open_clip adds its fixed positional table; it does not interpolate it
+                raise ConfigError(f"open_clip ViT: input {tuple(x.shape[-2:])} gives a {grid[0]}x{grid[1]} patch "
+                                  f"grid, the model's positional table is {native[0]}x{native[1]}; set the "
+                                  f"protocol's input_size to {native[0] * patch[0]}x{native[1] * patch[1]}")
+            return list(visual.forward_intermediates(x, intermediates_only=True)["image_intermediates"])
+
+        return vit, ""
+    return None, f"open_clip image tower {type(visual).__name__} has no dense path here"
+
+
 def _extractor(backbone: Backbone) -> tuple[Callable[[torch.Tensor], list[torch.Tensor]] | None, str]:
     from plipbench.models.plip.backbone import PlipBackbone
 
@@ -90,6 +148,11 @@ def _extractor(backbone: Backbone) -> tuple[Callable[[torch.Tensor], list[torch.
         return maps, "" if maps else "timm model without forward_features"
     if backbone.metadata.family == "torchreid" and hasattr(module, "featuremaps"):
         return (lambda x: [module.featuremaps(x)]), ""
+    if backbone.metadata.family == "hf-clip":
+        maps = _hf_clip_maps(module)
+        return maps, "" if maps else "transformers model without a vision_model"
+    if backbone.metadata.family == "open_clip":
+        return _open_clip_maps(module)
     return None, f"no dense feature path for family {backbone.metadata.family!r} yet"
 
 
