@@ -14,7 +14,11 @@ aim at), so parsing probes a backbone's spatial maps. Per family:
   (``interpolate_pos_encoding``) for person-shaped inputs.
 - open_clip (``open_clip:``): a ModifiedResNet's four stage maps before the attention pool; a ViT's block outputs
   from its own ``forward_intermediates`` (NCHW, CLS dropped), at the model's native patch grid only (open_clip does
-  not interpolate its positional table: another input size is a one-line error naming the size to use).
+  not interpolate its positional table: another input size is a one-line error naming the size to use); the
+  zoo's ``person-clip:`` (CLIP-ReID, an open_clip ViT tower) the same way.
+- ``lup-resnet:`` (torchvision ResNet): layer1..layer4 (layer4 at stride 16 with last stride 1).
+- ``person-vit:`` (timm ViTs, TransReID / PASS / ICS weights): as timm ViTs.
+- ``solider:`` (SOLIDER Swin): each stage's normalised tokens (``stage_outputs``) as a grid, strides 4 to 32.
 
 Any other backbone has no dense path here: :func:`dense_support` says why, and a parsing task skips it with that
 reason. The maps come back float32, ``(B, C, h, w)``; several layers are resized (bilinear) to the first one's size
@@ -120,20 +124,50 @@ def _open_clip_maps(module: Any) -> tuple[Callable[[torch.Tensor], list[torch.Te
 
         return resnet, ""
     if visual is not None and hasattr(visual, "forward_intermediates") and hasattr(visual, "positional_embedding"):
-        native = tuple(getattr(visual, "grid_size", ()) or ())
-
         def vit(x: torch.Tensor) -> list[torch.Tensor]:  # every block's patch tokens as a grid, CLS dropped
             patch = visual.patch_size
             grid = (x.shape[-2] // patch[0], x.shape[-1] // patch[1])
-            if native and grid != native:
+            table = int(visual.positional_embedding.shape[0]) - 1
+            if grid[0] * grid[1] != table:
                 # open_clip adds its fixed positional table; it does not interpolate it
+                native = tuple(getattr(visual, "grid_size", ()) or ())
+                hint = f" (its grid is {native[0]}x{native[1]})" if len(native) == 2 else ""
                 raise ConfigError(f"open_clip ViT: input {tuple(x.shape[-2:])} gives a {grid[0]}x{grid[1]} patch "
-                                  f"grid, the model's positional table is {native[0]}x{native[1]}; set the "
-                                  f"protocol's input_size to {native[0] * patch[0]}x{native[1] * patch[1]}")
+                                  f"grid, the model's positional table has {table} positions{hint}; set the "
+                                  f"protocol's input_size to the model's own input size")
             return list(visual.forward_intermediates(x, intermediates_only=True)["image_intermediates"])
 
         return vit, ""
     return None, f"open_clip image tower {type(visual).__name__} has no dense path here"
+
+
+def _torchvision_resnet_maps(module: Any) -> Callable[[torch.Tensor], list[torch.Tensor]] | None:
+    if not all(hasattr(module, n) for n in ("conv1", "bn1", "maxpool", "layer1", "layer4")):
+        return None
+
+    def maps(x: torch.Tensor) -> list[torch.Tensor]:  # lup-resnet: torchvision ResNet stages (layer4: last stride)
+        x = module.maxpool(module.relu(module.bn1(module.conv1(x))))
+        x1 = module.layer1(x)
+        x2 = module.layer2(x1)
+        x3 = module.layer3(x2)
+        return [x1, x2, x3, module.layer4(x3)]
+
+    return maps
+
+
+def _swin_maps(module: Any) -> Callable[[torch.Tensor], list[torch.Tensor]] | None:
+    if not hasattr(module, "stage_outputs"):
+        return None
+
+    def maps(x: torch.Tensor) -> list[torch.Tensor]:  # SOLIDER Swin: every stage's normalised tokens as a grid
+        h, w = -(-x.shape[-2] // 4), -(-x.shape[-1] // 4)  # the 4x4 patch embedding (padded)
+        out = []
+        for i, tokens in enumerate(module.stage_outputs(x)):
+            hi, wi = -(-h // 2**i), -(-w // 2**i)  # each patch merging halves the grid (padded when odd)
+            out.append(_token_grid(tokens, hi, wi, 0))
+        return out
+
+    return maps
 
 
 def _extractor(backbone: Backbone) -> tuple[Callable[[torch.Tensor], list[torch.Tensor]] | None, str]:
@@ -151,8 +185,17 @@ def _extractor(backbone: Backbone) -> tuple[Callable[[torch.Tensor], list[torch.
     if backbone.metadata.family == "hf-clip":
         maps = _hf_clip_maps(module)
         return maps, "" if maps else "transformers model without a vision_model"
-    if backbone.metadata.family == "open_clip":
+    if backbone.metadata.family in ("open_clip", "person-clip"):
         return _open_clip_maps(module)
+    if backbone.metadata.family == "person-vit":
+        maps = _timm_maps(module)
+        return maps, "" if maps else "person-vit model without forward_features"
+    if backbone.metadata.family == "lup-resnet":
+        maps = _torchvision_resnet_maps(module)
+        return maps, "" if maps else "lup-resnet model is not a torchvision ResNet"
+    if backbone.metadata.family == "solider":
+        maps = _swin_maps(module)
+        return maps, "" if maps else "solider model without stage_outputs"
     return None, f"no dense feature path for family {backbone.metadata.family!r} yet"
 
 

@@ -1,4 +1,4 @@
-"""Dense maps of the hf-clip and open_clip families, from tiny random models: shapes on the patch / stride grid and
+"""Dense maps of the hf-clip, open_clip and zoo families, from random models: shapes on the patch / stride grid and
 values equal to the library's own intermediate outputs."""
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def test_open_clip_vit_grid_equals_forward_intermediates() -> None:
         tokens = model.visual.transformer(model.visual._embeds(images))  # the library's own block stack
     assert torch.allclose(maps, ref[-1], atol=1e-6)
     assert torch.allclose(maps, tokens[:, 1:].transpose(1, 2).reshape(2, 32, 4, 4), atol=1e-5)
-    with pytest.raises(ConfigError, match="positional table is 4x4"):
+    with pytest.raises(ConfigError, match="positional table has 16 positions"):
         encode_image_dense(backbone, torch.randn(1, 3, 64, 32))
 
 
@@ -82,3 +82,37 @@ def test_families_without_a_dense_path_say_why() -> None:
                             num_parameters=0)
     odd = ModuleBackbone(torch.nn.Linear(3, 4), meta, ImageTransform(size=(32, 16), mean=(0.5,) * 3, std=(0.5,) * 3))
     assert "no dense path" in dense_support(odd)
+
+
+def test_zoo_lup_resnet_stage_maps_equal_torchvision_layers() -> None:
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    backbone = create_backbone("lup-resnet:resnet50", pretrained=False)
+    images = torch.randn(1, 3, 64, 32)
+    maps = encode_image_dense(backbone, images, layers=[2, 3])
+    assert maps.shape == (1, 1024 + 2048, 4, 2)  # layer3 at stride 16 and layer4 at stride 16 (last stride 1)
+    with torch.inference_mode():
+        ref = create_feature_extractor(backbone.module, {"layer3": "l3", "layer4": "l4"})(images)
+    assert torch.equal(maps, torch.cat([ref["l3"], ref["l4"]], dim=1))
+
+
+def test_zoo_solider_swin_stage_grids_equal_its_stage_outputs() -> None:
+    backbone = create_backbone("solider:swin-tiny", pretrained=False, image_size=(64, 32))
+    images = torch.randn(1, 3, 64, 32)
+    maps = encode_image_dense(backbone, images)
+    assert maps.shape == (1, 768, 2, 1)  # the last stage, stride 32
+    with torch.inference_mode():
+        tokens = backbone.module.stage_outputs(images)
+    assert torch.equal(maps, tokens[-1].transpose(1, 2).reshape(1, 768, 2, 1))
+    assert encode_image_dense(backbone, images, layers=[0]).shape == (1, 96, 16, 8)  # stride 4
+
+
+def test_zoo_person_vit_patch_grid_equals_forward_features() -> None:
+    backbone = create_backbone("person-vit:vit-small", pretrained=False, image_size=(64, 32))
+    images = torch.randn(1, 3, 64, 32)
+    maps = encode_image_dense(backbone, images)
+    assert maps.shape == (1, 384, 4, 2)
+    with torch.inference_mode():
+        tokens = backbone.module.forward_features(images)
+    prefix = backbone.module.num_prefix_tokens
+    assert torch.equal(maps, tokens[:, prefix:].transpose(1, 2).reshape(1, 384, 4, 2))
