@@ -116,3 +116,13 @@ def test_zoo_person_vit_patch_grid_equals_forward_features() -> None:
         tokens = backbone.module.forward_features(images)
     prefix = backbone.module.num_prefix_tokens
     assert torch.equal(maps, tokens[:, prefix:].transpose(1, 2).reshape(1, 384, 4, 2))
+
+
+def test_zoo_person_clip_grid_equals_open_clip_intermediates() -> None:
+    backbone = create_backbone("person-clip:ViT-S-16", pretrained=False, image_size=(64, 32))
+    images = torch.randn(1, 3, 64, 32)
+    maps = encode_image_dense(backbone, images)
+    assert maps.shape[-2:] == (4, 2)
+    with torch.inference_mode():
+        ref = backbone.module.visual.forward_intermediates(images, intermediates_only=True)["image_intermediates"]
+    assert torch.equal(maps, ref[-1])
