@@ -109,3 +109,25 @@ def test_shipped_parsing_tasks_offer_the_fine_tune() -> None:
     for name in ("synth-lip", "synth-pascal-person-part"):
         spec = registry.get(name).protocol("fine-tune")
         assert spec.base == "fine-tune" and spec.options == {"epochs": 1}
+
+
+def test_a_val_split_selects_the_epoch(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("PLIPBENCH_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "tasks"
+    root.mkdir()
+    (root / "tiny-lip-val.yaml").write_text(yaml.safe_dump({
+        "name": "tiny-lip-val", "kind": "parsing", "family": "parsing", "synthetic": True,
+        "dataset": {"layout": "lip", "synthetic": {"preset": "synth-lip", "layout": "lip", "identities": 24}},
+        # the generator writes train and val only: selection on (a copy of) train keeps the test split out of it
+        "splits": {"train": "train", "val": "train", "test": "val"},
+        "protocols": [{"name": "fine-tune", "base": "fine-tune",
+                       "options": {"input_size": SIZE, "epochs": 2, "lr": 2e-4, "batch_size": 8}}],
+        "main_score": "mIoU",
+    }))
+    out = tmp_path / "results"
+    evaluate("random:plip-mini", tasks="tiny-lip-val", out=out, registry=TaskRegistry(root), progress=False)
+    (result,) = load_results(out)
+    assert result.provenance.selection_split == "val" and result.details["selection"] == "best val mIoU"
+    assert len(result.details["val_mIoU"]) == 2 and all("val" in p for p in result.details["curve"])
+    best = max(result.details["val_mIoU"])
+    assert result.details["selected_epoch"] == result.details["val_mIoU"].index(best) + 1
