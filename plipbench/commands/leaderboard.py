@@ -19,7 +19,9 @@ def leaderboard(
         None, "--compare", help="Paired bootstrap comparison of two backbones: --compare A B."
     ),
     reference: str = typer.Option(
-        None, "--reference", help="Show a paper's reported numbers (not reproduced) beside yours: plip-paper."
+        None, "--reference",
+        help="Show reported numbers (not reproduced) beside yours: plip-paper, or human-centric (parsing, person search, "
+             "Occluded-Duke, PETA_ZS / RAP_ZS from SCHP, SeqNet, GLCNet, SOLIDER, TransReID, RP)."
     ),
     protocol: str = typer.Option(None, "--protocol", help="Only this protocol (zero-shot, linear-probe, ...)."),
     task_family: str = typer.Option(None, "--task-family", help="Only this family (text-reid, attributes, ...)."),

@@ -30,7 +30,7 @@ from typing import Any
 from plipbench.errors import ConfigError
 from plipbench.evaluation.results import TaskResult
 from plipbench.leaderboard import significance
-from plipbench.leaderboard.reference import REFERENCE_LABEL, paper_task_of, reference_results
+from plipbench.leaderboard.reference import paper_task_of, reference_label, reference_results
 
 FAMILY_ORDER = ("text-reid", "image-reid", "attributes", "domain-generalization")
 PROTOCOL_ORDER = ("zero-shot", "linear-probe", "few-shot", "fine-tune")
@@ -109,6 +109,8 @@ class Leaderboard:
     per_attribute: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
     # column id -> backbone -> a fine-tune's per-epoch curve (details["curve"] of the cell's first result)
     curves: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    # column id -> backbone -> class -> IoU (fraction), the mean over the cell's seeds of details["per_class_iou"]
+    per_class_iou: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     n_seeds: Any | None = None  # DataFrame like scores: results (seeds) behind each cell
     seed_values: dict[tuple[str, str], list[tuple[int | None, float]]] = field(default_factory=dict)
     unknown_variance: set[tuple[str, str]] = field(default_factory=set)  # trained, but one seed only
@@ -141,7 +143,7 @@ class Leaderboard:
                      "images_per_second (median over tasks), pre-train = provenance.backbone.pretraining_seconds "
                      "(s, min or h; mean over the seeds' models); blank when unknown.")
         if self.reference_beside is not None and len(self.reference_beside):
-            notes.append(f"{REFERENCE_MARK} {REFERENCE_LABEL} (values as printed, table named in the row); "
+            notes.append(f"{REFERENCE_MARK} {reference_label(self.reference_name)} (values as printed, table named in the row); "
                          "not ranked.")
         return notes
 
@@ -283,6 +285,7 @@ def _format_reference(value: Any) -> str:
 def reference_views(frame: Any) -> list[TableView]:
     """One view per paper table: rows = the paper's rows, columns = (dataset, metric) grouped by protocol."""
     views = []
+    reference_text = frame["label"].iloc[0] if len(frame) else reference_label(None)
     for table, part in frame.groupby("table", sort=False):
         keys = list(dict.fromkeys(zip(part["protocol"], part["dataset"], part["metric"], strict=True)))
         keys.sort(key=lambda k: _order(k[0], PROTOCOL_ORDER)[0])
@@ -297,9 +300,9 @@ def reference_views(frame: Any) -> list[TableView]:
             values = {(e["protocol"], e["dataset"], e["metric"]): e["value"] for e in entries.to_dict("records")}
             rows.append([label, *[_format_reference(values.get(k)) for k in keys]])
         section = part["section"].iloc[0]
-        views.append(TableView(f"{table}: {REFERENCE_LABEL} (brief section {section})", groups,
+        views.append(TableView(f"{table}: {reference_text} (brief section {section})", groups,
                                ["paper row", *[f"{d} {m}" for _, d, m in keys]], rows, ["reference"] * len(rows),
-                               [f"All values in this table are {REFERENCE_LABEL}; percent as printed."]))
+                               [f"All values in this table are {reference_text}; percent as printed."]))
     return views
 
 
@@ -358,6 +361,7 @@ def build_leaderboard(results: list[TaskResult], *, with_ci: bool = False, refer
     seed_values: dict[tuple[str, str], list[tuple[int | None, float]]] = {}
     per_attribute: dict[str, dict[str, list[dict[str, Any]]]] = {}
     curves: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    per_class_iou: dict[str, dict[str, dict[str, float]]] = {}
     ci_options = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed}
     for (backbone, column_id), cell in cells.items():
         scores.at[backbone, column_id] = cell.mean()
@@ -375,6 +379,9 @@ def build_leaderboard(results: list[TaskResult], *, with_ci: bool = False, refer
         table = r.details.get("per_attribute")
         if isinstance(table, list) and table:
             per_attribute.setdefault(column_id, {})[backbone] = [row for row in table if isinstance(row, dict)]
+        per_class = _mean_per_class(cell.results)
+        if per_class:
+            per_class_iou.setdefault(column_id, {})[backbone] = per_class
         curve = r.details.get("curve")
         if isinstance(curve, list) and any(isinstance(point, dict) for point in curve):
             curves.setdefault(column_id, {})[backbone] = [point for point in curve if isinstance(point, dict)]
@@ -385,12 +392,23 @@ def build_leaderboard(results: list[TaskResult], *, with_ci: bool = False, refer
     board = Leaderboard(
         columns=ordered, scores=scores.loc[order], low=low.loc[order], high=high.loc[order], daggers=daggers,
         average_rank=average_rank.loc[order], costs=costs.loc[order], with_ci=with_ci, ci_options=ci_options,
-        per_attribute=per_attribute, curves=curves, reference_name=reference, n_seeds=n_seeds.loc[order],
+        per_attribute=per_attribute, curves=curves, per_class_iou=per_class_iou, reference_name=reference, n_seeds=n_seeds.loc[order],
         seed_values=seed_values, unknown_variance=unknown_variance,
     )
     if reference is not None:
         _attach_reference(board, reference_results(reference))
     return board
+
+
+def _mean_per_class(results: list[TaskResult]) -> dict[str, float]:
+    """Per-class IoU (``details["per_class_iou"]`` of parsing results) averaged over the seeds that carry it."""
+    tables = [r.details.get("per_class_iou") for r in results]
+    tables = [t for t in tables if isinstance(t, dict) and t]
+    if not tables:
+        return {}
+    names = list(dict.fromkeys(n for t in tables for n in t))
+    return {n: statistics.mean(float(t[n]) for t in tables if isinstance(t.get(n), (int, float))) for n in names
+            if any(isinstance(t.get(n), (int, float)) for t in tables)}
 
 
 def _costs(results: list[TaskResult], backbones: list[str]) -> Any:

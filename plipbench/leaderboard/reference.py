@@ -2,6 +2,10 @@
 
 ``reference_results("plip-paper")`` loads ``reference_plip_paper.yaml`` (PLIP paper Tabs. 1, 2, 3, 18, percent as
 printed). Every row it produces carries the label "reported in the PLIP paper, not reproduced".
+``reference_results("human-centric")`` loads ``reference_human_centric.yaml``: the published full fine-tune numbers
+for parsing (SCHP, SOLIDER), person search (OIM, SeqNet, GLCNet, SOLIDER, PLIP Tab. 9), Occluded-Duke (TransReID)
+and PETA_ZS / RAP_ZS (Rethinking_of_PAR, SOLIDER), each row naming its source and labelled "reported by the source
+named in the row, not reproduced".
 
 **Task-name mapping.** A plipbench result is put beside a reference number when its *paper task*, its protocol
 and its main-score metric all equal the reference entry's. The paper task of a result is found, in order, from
@@ -23,6 +27,12 @@ cuhk-sysu              cuhksysu, sysu
 prw                    prw
 lip                    lip
 pascal-person-part     pascalpersonpart, pascal
+cihp                   cihp
+occluded-duke          occludeddukemtmc, occludedduke
+occluded-reid          occludedreid
+partial-reid           partialreid
+peta-zs                petazs
+rap-zs                 rapzs
 =====================  ===========================================================
 
 Cross-dataset text ReID (Tab. 3) maps to ``"<source>-><target>"`` (``cuhk-pedes->icfg-pedes``) when the task or
@@ -40,8 +50,13 @@ from typing import Any
 from plipbench.errors import ConfigError, DataError
 from plipbench.evaluation.results import TaskResult
 
-REFERENCE_FILES = {"plip-paper": Path(__file__).with_name("reference_plip_paper.yaml")}
+REFERENCE_FILES = {"plip-paper": Path(__file__).with_name("reference_plip_paper.yaml"),
+                   "human-centric": Path(__file__).with_name("reference_human_centric.yaml")}
 REFERENCE_LABEL = "reported in the PLIP paper, not reproduced"
+REFERENCE_LABELS = {"plip-paper": REFERENCE_LABEL,
+                    "human-centric": "reported by the source named in the row, not reproduced"}
+# the word after the table in a row label: the PLIP file is one paper; the other names READMEs and papers
+_ROW_SUFFIX = {"plip-paper": "paper", "human-centric": "reported"}
 REFERENCE_FIELDS = ("table", "section", "dataset", "paper_task", "task_family", "metric", "protocol", "method",
                     "pretraining", "backbone", "value")
 
@@ -58,6 +73,12 @@ PAPER_TASK_ALIASES: dict[str, tuple[str, ...]] = {
     "prw": ("prw",),
     "lip": ("lip",),
     "pascal-person-part": ("pascalpersonpart", "pascal"),
+    "cihp": ("cihp",),
+    "occluded-duke": ("occludeddukemtmc", "occludedduke"),
+    "occluded-reid": ("occludedreid",),
+    "partial-reid": ("partialreid",),
+    "peta-zs": ("petazs",),
+    "rap-zs": ("rapzs",),
 }
 # longest alias first, so "cuhksysu" wins over "cuhk"
 _ALIASES = sorted(((alias, task) for task, aliases in PAPER_TASK_ALIASES.items() for alias in aliases),
@@ -118,12 +139,18 @@ def _load_entries(name: str) -> tuple[dict[str, Any], ...]:
     return tuple(entries)
 
 
+def reference_label(name: str | None) -> str:
+    """The label every row of reference ``name`` carries (the PLIP paper's when ``name`` is None or unknown)."""
+    return REFERENCE_LABELS.get(name or "plip-paper", REFERENCE_LABEL)
+
+
 def reference_results(name: str = "plip-paper") -> Any:
     """The reference numbers as a pandas DataFrame, one row per (table, row, dataset, metric).
 
     Columns: table, section, dataset, paper_task, task_family, metric, protocol, method, pretraining, backbone,
     ``value`` (**percent as printed**, unlike plipbench's fractions), ``label`` ("reported in the PLIP paper, not
-    reproduced") and ``row_label`` (a display name for the paper's row).
+    reproduced", or the other file's label), ``source`` (the cited file or table; the PLIP file's is its table) and
+    ``row_label`` (a display name for the paper's row).
     """
     import pandas as pd
 
@@ -132,17 +159,18 @@ def reference_results(name: str = "plip-paper") -> Any:
     entries = list(_load_entries(name))
     frame = pd.DataFrame(entries, columns=list(REFERENCE_FIELDS), dtype=object)
     frame["value"] = frame["value"].astype(float)
-    frame["label"] = REFERENCE_LABEL
-    frame["row_label"] = [reference_row_label(entry) for entry in entries]
+    frame["label"] = reference_label(name)
+    frame["source"] = [entry.get("source", f"PLIP {entry['table']}") for entry in entries]
+    frame["row_label"] = [reference_row_label(entry, _ROW_SUFFIX[name]) for entry in entries]
     return frame
 
 
-def reference_row_label(entry: dict[str, Any]) -> str:
+def reference_row_label(entry: dict[str, Any], suffix: str = "paper") -> str:
     """A display name for the paper's row, naming the table it came from.
 
     Tabs. 1 and 2: ``"PLIP RN50 + CMPM/C (Tab. 1, paper)"`` (pre-training, backbone, downstream method); Tab. 18
     (every method pre-trained on SYNTH-PEDES): ``"CLIP RN50 on SYNTH-PEDES (Tab. 18, paper)"``; Tab. 3:
-    ``"RaSa (Tab. 3, paper)"``.
+    ``"RaSa (Tab. 3, paper)"``. The human-centric file: ``"SOLIDER Swin-B + SCHP (SOLIDER README, reported)"``.
     """
     method, backbone, pretraining = entry.get("method"), entry.get("backbone"), entry.get("pretraining")
     if entry["table"] == "Tab. 18":
@@ -151,4 +179,4 @@ def reference_row_label(entry: dict[str, Any]) -> str:
         head = " ".join(p for p in (pretraining, backbone) if p)
         if method:
             head = f"{head} + {method}" if head else method
-    return f"{head} ({entry['table']}, paper)"
+    return f"{head} ({entry['table']}, {suffix})"

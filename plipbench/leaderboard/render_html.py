@@ -4,7 +4,9 @@ Plots (matplotlib, Agg backend): one bar chart per task column (bars = backbones
 when it was computed, paper numbers as hatched bars labelled "paper, not reproduced"), and for attribute tasks a
 per-attribute mA breakdown from ``details["per_attribute"]`` when the results carry it, and for fine-tunes the
 per-epoch curve from ``details["curve"]`` (training loss, the sum of the loss parts, and the validation score where
-there is one; one line per backbone, the cell's first seed).
+there is one; one line per backbone, the cell's first seed). Parsing columns get a per-class IoU table (classes x
+backbones, percent, the mean over the cell's seeds of ``details["per_class_iou"]``), the best backbone per class in
+bold.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from plipbench.leaderboard.escape import plot_label
-from plipbench.leaderboard.reference import REFERENCE_LABEL
+from plipbench.leaderboard.reference import reference_label
 
 if TYPE_CHECKING:  # pragma: no cover
     from plipbench.leaderboard.aggregate import Column, Leaderboard, TableView
@@ -195,12 +197,32 @@ def leaderboard_html(board: Leaderboard) -> str:
             figures.append(f'<figure><img alt="training curve" src="{uri}">'
                            f"<figcaption>{html.escape(column_id)}: training curve per epoch (first seed)"
                            "</figcaption></figure>")
+    if board.per_class_iou:
+        body.append("<h2>Per-class IoU</h2>")
+        body += [per_class_iou_html(column_id, table) for column_id, table in board.per_class_iou.items()]
     if figures:
         body.append("<h2>Plots</h2>")
         if board.reference_beside is not None:
-            body.append(f"<p>Hatched grey bars: {html.escape(REFERENCE_LABEL)}.</p>")
+            body.append(f"<p>Hatched grey bars: {html.escape(reference_label(board.reference_name))}.</p>")
         body += figures
     return _page("plipbench leaderboard", body)
+
+
+def per_class_iou_html(column_id: str, table: dict[str, dict[str, float]]) -> str:
+    """One parsing column's per-class IoU: a row per class, a column per backbone, percent with one decimal."""
+    backbones = list(table)
+    classes = list(dict.fromkeys(c for b in backbones for c in table[b]))
+    head = "".join(f"<th>{html.escape(b)}</th>" for b in backbones)
+    rows = []
+    for name in classes:
+        values = [table[b].get(name) for b in backbones]
+        best = max((v for v in values if v is not None), default=None)
+        cells = "".join("<td></td>" if v is None else
+                        (f"<td><b>{100 * v:.1f}</b></td>" if v == best and len(backbones) > 1 else
+                         f"<td>{100 * v:.1f}</td>") for v in values)
+        rows.append(f"<tr><td>{html.escape(name)}</td>{cells}</tr>")
+    return (f'<table class="per-class-iou"><caption>{html.escape(column_id)}: IoU per class (%, mean over seeds)'
+            f"</caption><tr><th>class</th>{head}</tr>{''.join(rows)}</table>")
 
 
 def views_html(title: str, views: list[TableView]) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from plipbench.leaderboard.escape import csv_safe
 from plipbench.leaderboard.escape import md_cell as _md_cell
-from plipbench.leaderboard.reference import REFERENCE_LABEL
+from plipbench.leaderboard.reference import reference_label
 
 if TYPE_CHECKING:  # pragma: no cover
     from plipbench.leaderboard.aggregate import Leaderboard, TableView
@@ -88,7 +88,7 @@ def leaderboard_records(board: Leaderboard) -> dict[str, Any]:
     records: dict[str, Any] = {"columns": columns, "rows": rows, "footnotes": board.footnotes(),
                                "ci": board.ci_options if board.with_ci else None}
     if board.reference_name is not None:
-        reference: dict[str, Any] = {"name": board.reference_name, "label": REFERENCE_LABEL, "units": "percent"}
+        reference: dict[str, Any] = {"name": board.reference_name, "label": reference_label(board.reference_name), "units": "percent"}
         if board.reference_beside is not None:
             reference["beside"] = [
                 {"row": label, "cells": {k: float(v) for k, v in values.items() if not math.isnan(v)}}
@@ -131,7 +131,7 @@ def leaderboard_csv(board: Leaderboard) -> str:
         for label, values in board.reference_beside.iterrows():
             for key in table:
                 table[key].append(None)
-            table["backbone"][-1], table["source"][-1] = label, REFERENCE_LABEL
+            table["backbone"][-1], table["source"][-1] = label, reference_label(board.reference_name)
             for c in board.columns:
                 table[names[c.id]][-1] = _plain(values.get(c.id), 2)
     if not board.backbones and board.reference_alone is not None:
@@ -141,7 +141,7 @@ def leaderboard_csv(board: Leaderboard) -> str:
     text = buffer.getvalue()
     if board.reference_alone is not None:
         # a second CSV section, after a comment line: no reference task matched the user's columns
-        text += f"\n# {REFERENCE_LABEL} (no task matched; values in percent as printed)\n"
+        text += f"\n# {reference_label(board.reference_name)} (no task matched; values in percent as printed)\n"
         text += _reference_csv(board.reference_alone)
     return text
 

@@ -8,6 +8,7 @@ import json
 import re
 
 import pandas as pd
+import pytest
 from rich.console import Console
 
 from plipbench.leaderboard import build_leaderboard
@@ -90,3 +91,20 @@ def test_html_without_per_attribute_details(make_retrieval, make_attribute) -> N
     page = board.to_html()
     assert page.count("data:image/png;base64,") == 3
     assert "per-attribute mA" not in page
+
+
+def test_html_breaks_parsing_cells_down_per_class(make_plain) -> None:
+    results = []
+    for backbone, seed, arm in (("plip", 0, 0.6), ("plip", 1, 0.4), ("clip", 0, 0.2)):
+        r = make_plain(backbone, "synth-lip", 0.3, family="parsing", protocol="linear-probe", main="mIoU")
+        r.seed = seed
+        r.details["per_class_iou"] = {"Background": 0.9, "Left-arm": arm}
+        results.append(r)
+    board = build_leaderboard(results)
+    column = board.columns[0]
+    assert board.per_class_iou[column.id]["plip"] == pytest.approx({"Background": 0.9, "Left-arm": 0.5})
+    page = board.to_html()
+    assert "Per-class IoU" in page and "IoU per class" in page
+    assert "<tr><td>Left-arm</td><td><b>50.0</b></td><td>20.0</td></tr>" in page.replace("\n", "") or \
+        "<tr><td>Left-arm</td><td>20.0</td><td><b>50.0</b></td></tr>" in page.replace("\n", "")
+    assert "Per-class IoU" not in build_leaderboard([make_plain("x", "toy", 0.4)]).to_html()

@@ -85,6 +85,8 @@ _register("attributes", "zero-shot", "attributes:zero_shot", opt.AttributeZeroSh
 _register("attributes", "fine-tune", "attributes:fine_tune", None, trains=True,
           defaults="attributes:ATTRIBUTE_FINE_TUNE_DEFAULTS")
 _register("parsing", "linear-probe", "parsing:linear_probe", opt.ParsingLinearProbeOptions, trains=True)
+_register("parsing", "fine-tune", "parsing_fine_tune:fine_tune", None, trains=True,
+          defaults="parsing_fine_tune:PARSING_FINE_TUNE_DEFAULTS")
 _register("person-search", "gt-boxes", "person_search:gt_boxes", opt.GtBoxesOptions, trains=False)
 
 
