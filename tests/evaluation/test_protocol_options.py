@@ -129,8 +129,8 @@ def test_every_task_yaml_protocol_is_registered() -> None:
     assert seen == set(PROTOCOLS)  # and no registered protocol is unused by every task
     assert deterministic_bases() == ("gt-boxes", "zero-shot")
     assert bases("image-reid") == ("zero-shot", "fine-tune")
-    with pytest.raises(ConfigError, match="no protocol 'fine-tune' for task kind 'parsing'; known: linear-probe"):
-        protocol_entry("parsing", "fine-tune")
+    with pytest.raises(ConfigError, match="no protocol 'linear-probe' for task kind 'person-search'; known: gt-boxes"):
+        protocol_entry("person-search", "linear-probe")
 
 
 def test_untyped_protocols_pass_options_through() -> None:
