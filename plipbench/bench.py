@@ -182,7 +182,7 @@ def run_bench(
             report.reproduction = check_reproduction(committed, results, CheckRule(**spec.check))
             report.differences = list(report.reproduction.problems)
         else:
-            target = Path(leaderboard_file) if leaderboard_file is not None else out_dir.parent / "LEADERBOARD.md"
+            target = Path(leaderboard_file) if leaderboard_file is not None else leaderboard_path(out_dir, suite)
             atomic_write_text(target, _leaderboard_page(suite, report.leaderboard_markdown, seed_list))
             report.removed = _remove_superseded(out_dir, keep, suite)  # only once everything succeeded
     finally:
@@ -214,11 +214,21 @@ def _remove_superseded(out_dir: Path, keep: set[Path], suite: str) -> list[str]:
     return removed
 
 
+def leaderboard_path(out_dir: Path, suite: str) -> Path:
+    """Where bench writes a suite's Markdown leaderboard: ``LEADERBOARD.md`` next to the results folder for the
+    default suite (``results/LEADERBOARD.md``), ``LEADERBOARD-<suite>.md`` for any other, so that running one
+    suite never overwrites another's page."""
+    return out_dir.parent / ("LEADERBOARD.md" if suite == "mini" else f"LEADERBOARD-{suite}.md")
+
+
 def _leaderboard_page(suite: str, table: str, seeds: list[int]) -> str:
+    check = (f"and reproduced by CI (`plipbench bench --suite {suite} --check results/{suite}`)" if suite == "mini"
+             else f"and checked with `plipbench bench --suite {suite} --check results/{suite}` (CI runs only the mini "
+                  "suite's check)")
     return (
         f"# plipbench leaderboard: `{suite}` suite\n\n"
         f"Produced by `plipbench bench --suite {suite}` with {len(seeds)} training seed(s) ({', '.join(map(str, seeds))}) "
-        f"and reproduced by CI (`plipbench bench --suite {suite} --check results/{suite}`). Scores are percentages "
+        f"{check}. Scores are percentages "
         "of the task's main score, means over seeds; see README.md for what this synthetic benchmark can and "
         "cannot show.\n\n" + table + "\n"
     )

@@ -66,8 +66,10 @@ def test_bench_pretrains_one_model_per_seed_evaluates_and_writes_the_leaderboard
     assert all(r.details["suite"] == "bench" for r in results)
     assert {r.provenance.seeds["pretraining"] for r in results} == {0, 1}
     assert len({r.provenance.backbone["fingerprint"] for r in results if r.backbone == "tiny-floor"}) == 2
-    board = (tmp / "results" / "LEADERBOARD.md").read_text()
+    board = (tmp / "results" / "LEADERBOARD-bench.md").read_text()
     assert "tiny-plip" in board and "tiny-floor" in board and "2 training seed(s)" in board
+    # only the default suite writes results/LEADERBOARD.md; another suite never overwrites it
+    assert not (tmp / "results" / "LEADERBOARD.md").exists()
     assert any("real-text" in s and "not found" in s for s in report.skipped)
     assert any("baseline x" in s for s in report.skipped)
 
@@ -98,7 +100,7 @@ def test_bench_removes_only_its_own_superseded_results_after_success(tiny_bench)
     cleaned = run_bench("bench", out=out, registry=registry, progress=False)
     assert cleaned.removed == [stale.name] and not stale.exists()
     assert own.exists() and notes.exists()
-    board = (tmp / "results" / "LEADERBOARD.md").read_text()
+    board = (tmp / "results" / "LEADERBOARD-bench.md").read_text()
     assert "dropped-backbone" not in board and "mine" not in board
 
 
@@ -159,3 +161,14 @@ def test_bench_refuses_bad_seed_counts(tiny_bench) -> None:
     for bad in (0, -1):
         with pytest.raises(ConfigError, match="--seeds"):
             run_bench("bench", out=tmp / "r", registry=registry, progress=False, seeds=bad)
+
+
+def test_each_suite_writes_its_own_leaderboard_page() -> None:
+    from pathlib import Path
+
+    from plipbench.bench import _leaderboard_page, leaderboard_path
+
+    assert leaderboard_path(Path("results/mini"), "mini") == Path("results/LEADERBOARD.md")
+    assert leaderboard_path(Path("results/ablations"), "ablations") == Path("results/LEADERBOARD-ablations.md")
+    assert "reproduced by CI" in _leaderboard_page("mini", "|t|", [0, 1, 2])
+    assert "reproduced by CI" not in _leaderboard_page("ablations", "|t|", [0, 1, 2])
