@@ -216,7 +216,7 @@ def check_dataset(layout: str, root: str | Path, *, quick: bool = False, **reade
         expected = info.expected_sizes(options)
         if dataset is not None and expected:  # empty: the official sizes are not known (PETA_ZS, RAP_ZS)
             problems += _compare(summary, expected, "official")
-        names = dataset.attribute_names if dataset is not None else None
+        names = getattr(dataset, "attribute_names", None)  # a person-search dataset has none
         count = info.attribute_count
         if names is not None and count is not None and options.get("attributes", "eval") == "eval" and len(names) != count:
             problems.append(f"{len(names)} evaluated attributes, official {count}")

@@ -17,9 +17,9 @@ def test_shipped_tasks_and_suites_validate() -> None:
     kinds = {t.kind for t, _ in registry.suite_runs("mini")}
     families = {t.family for t, _ in registry.suite_runs("mini")}
     bases = {t.protocol(p).base for t, ps in registry.suite_runs("mini") for p in ps}
-    assert kinds == {"text-reid", "image-reid", "attributes"}
-    assert families == {"text-reid", "image-reid", "attributes", "domain-generalization"}
-    assert bases == {"zero-shot", "linear-probe", "fine-tune"}
+    assert kinds == {"text-reid", "image-reid", "attributes", "person-search"}
+    assert families == {"text-reid", "image-reid", "attributes", "domain-generalization", "person-search"}
+    assert bases == {"zero-shot", "linear-probe", "fine-tune", "gt-boxes"}
     assert any(t.protocol(p).train_fraction < 1 for t, ps in registry.suite_runs("mini") for p in ps)
     for spec, _ in registry.suite_runs("mini"):
         assert spec.synthetic and spec.dataset.synthetic is not None
