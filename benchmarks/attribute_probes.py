@@ -1,6 +1,6 @@
 """Attribute linear-probe variants on frozen backbones: can any linear probe tell a pre-trained model from its floor?
 
-    python benchmarks/attribute_probes.py MODEL [MODEL ...] [--threads 2]
+    python benchmarks/attribute_probes.py MODEL [MODEL ...] [--probe-seeds 0,1,2,...] [--threads 2]
 
 MODEL is a backbone spec (``plip:DIR`` for a pre-trained mini model, e.g. the ones ``plipbench bench --suite mini``
 leaves under ``$PLIPBENCH_CACHE/pretrain/*/model``; ``random:plip-mini``). On the synth-pa100k twin (the mini
@@ -79,8 +79,14 @@ def weighted_logistic(x, y, c: float, max_iter: int = 200):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+")
+    parser.add_argument("--probe-seeds", default=None,
+                        help="comma-separated seed of each model's SGD probes (as the suite: the model's seed); "
+                             "default 0 for every model")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    seeds = [int(v) for v in args.probe_seeds.split(",")] if args.probe_seeds else [0] * len(args.models)
+    if len(seeds) != len(args.models):
+        parser.error(f"--probe-seeds has {len(seeds)} values for {len(args.models)} models")
 
     from types import SimpleNamespace
 
@@ -109,9 +115,9 @@ def main() -> None:
     columns = [f"{f}/{v}" for f in ("emb", "pool", "pool2") for v in (*sgd_variants, "wlr")]
     for col in columns:
         table.add_column(col, justify="right")
-    for spec in args.models:
+    for spec, seed in zip(args.models, seeds, strict=True):
         feats = features(spec, splits)
-        ctx = SimpleNamespace(seed=0, device="cpu")
+        ctx = SimpleNamespace(seed=seed, device="cpu")
         row = []
         for kind in ("emb", "pool", "pool2"):
             x = {s: feats[s][kind] for s in splits}
