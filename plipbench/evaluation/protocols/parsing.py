@@ -78,6 +78,30 @@ def _label_array(records: Any, size: tuple[int, int], scratch: Path) -> Any:
     return out
 
 
+def parsing_output(result: dict[str, Any], *, classes: list[str], pairs: Any, metric: dict[str, Any],
+                   size: tuple[int, int], options: dict[str, Any], details: dict[str, Any],
+                   selection_split: str | None, timings: dict[str, float]) -> ProtocolOutput:
+    """The :class:`ProtocolOutput` of a parsing protocol from :meth:`ParsingConfusion.compute`'s ``result``: the
+    three scores, per-image pixel counts for the leaderboard's bootstrap, the per-class IoU (then ``details``)
+    and the metric protocol (flip test, resize)."""
+    return ProtocolOutput(
+        scores={k: result[k] for k in ("mIoU", "pixel_accuracy", "mean_accuracy")},
+        # per image tp / gt / predicted pixel counts per class: the leaderboard's bootstrap resamples images
+        per_query={"tp": result["per_image_tp"], "pos": result["per_image_pos"], "res": result["per_image_res"]},
+        details={"per_class_iou": {n: round(float(v), 6) for n, v in zip(classes, result["per_class_iou"],
+                                                                            strict=True)},
+                 "classes_absent": result["classes_absent"], **details},
+        metric_protocol={**result["protocol"], "flip": metric["flip"],
+                         "flip_pairs": [list(p) for p in pairs] if metric["flip"] else [],
+                         "resize": f"stretch to {size[0]}x{size[1]} (no crop), logits upsampled bilinearly to "
+                                   f"each label map's size"},
+        options=options,
+        selection_split=selection_split,
+        timings=timings,
+        zero_shot=False,
+    )
+
+
 def _check(ctx: ProtocolContext) -> tuple[dict[str, Any], dict[str, Any]]:
     options = resolve_options(ctx, ParsingLinearProbeOptions)
     metric = resolve_metric_options(ctx, PARSING_METRIC_DEFAULTS)
@@ -163,22 +187,6 @@ def linear_probe(ctx: ProtocolContext) -> ProtocolOutput:
                     up = F.interpolate(one[None], size=target.shape, mode="bilinear", align_corners=False)
                     confusion.update(up[0].argmax(0).cpu().numpy(), target)
         result = confusion.compute()
-    scores = {"mIoU": result["mIoU"], "pixel_accuracy": result["pixel_accuracy"],
-              "mean_accuracy": result["mean_accuracy"]}
-    return ProtocolOutput(
-        scores=scores,
-        # per image tp / gt / predicted pixel counts per class: the leaderboard's bootstrap resamples images
-        per_query={"tp": result["per_image_tp"], "pos": result["per_image_pos"], "res": result["per_image_res"]},
-        details={"per_class_iou": {n: round(float(v), 6) for n, v in zip(classes, result["per_class_iou"],
-                                                                            strict=True)},
-                 "classes_absent": result["classes_absent"], "feature_shape": list(x_train.shape[1:]),
-                 "loss_per_epoch": curve, "num_test_images": len(test)},
-        metric_protocol={**result["protocol"], "flip": metric["flip"],
-                         "flip_pairs": [list(p) for p in pairs] if metric["flip"] else [],
-                         "resize": f"stretch to {size[0]}x{size[1]} (no crop), logits upsampled bilinearly to "
-                                   f"each label map's size"},
-        options=options,
-        selection_split=None,
-        timings=clock.timings,
-        zero_shot=False,
-    )
+    details = {"feature_shape": list(x_train.shape[1:]), "loss_per_epoch": curve, "num_test_images": len(test)}
+    return parsing_output(result, classes=classes, pairs=pairs, metric=metric, size=size, options=options,
+                          details=details, selection_split=None, timings=clock.timings)

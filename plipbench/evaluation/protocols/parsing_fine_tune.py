@@ -174,6 +174,7 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     from plipbench.data.readers.parsing import LIP_CLASSES, LIP_FLIP_PAIRS
     from plipbench.evaluation.protocols.attributes import ShuffledBatches
     from plipbench.evaluation.protocols.loop import fine_tune_loop
+    from plipbench.evaluation.protocols.parsing import parsing_output
     from plipbench.metrics.parsing import flip_permutation
     from plipbench.models.dense import dense_maps
 
@@ -239,29 +240,15 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     with clock("test_s"):
         result = score(test)
     selected = "val" if record.best_epoch is not None else None
-    scores = {"mIoU": result["mIoU"], "pixel_accuracy": result["pixel_accuracy"],
-              "mean_accuracy": result["mean_accuracy"]}
-    return ProtocolOutput(
-        scores=scores,
-        per_query={"tp": result["per_image_tp"], "pos": result["per_image_pos"], "res": result["per_image_res"]},
-        details={"per_class_iou": {n: round(float(v), 6) for n, v in zip(classes, result["per_class_iou"],
-                                                                            strict=True)},
-                 "classes_absent": result["classes_absent"], "feature_shape": [channels, *probe.shape[-2:]],
-                 "selection": "best val mIoU" if selected else "last-epoch",
-                 "selected_epoch": record.selected_epoch, "steps": record.steps,
-                 "train_loss": [round(x.get("loss", 0.0), 6) for x in record.losses],
-                 "val_mIoU": [round(v, 6) for v in record.val_curve], "curve": record.curve,
-                 "train_flip_swap": [list(p) for p in pairs], "num_train_images": len(train),
-                 "num_val_images": len(val), "num_test_images": len(test)},
-        metric_protocol={**result["protocol"], "flip": metric["flip"],
-                         "flip_pairs": [list(p) for p in pairs] if metric["flip"] else [],
-                         "resize": f"stretch to {size[0]}x{size[1]} (no crop), logits upsampled bilinearly to "
-                                   f"each label map's size"},
-        options=options,
-        selection_split=selected,
-        timings=clock.timings,
-        zero_shot=False,
-    )
+    details = {"feature_shape": [channels, *probe.shape[-2:]],
+               "selection": "best val mIoU" if selected else "last-epoch",
+               "selected_epoch": record.selected_epoch, "steps": record.steps,
+               "train_loss": [round(x.get("loss", 0.0), 6) for x in record.losses],
+               "val_mIoU": [round(v, 6) for v in record.val_curve], "curve": record.curve,
+               "train_flip_swap": [list(p) for p in pairs], "num_train_images": len(train),
+               "num_val_images": len(val), "num_test_images": len(test)}
+    return parsing_output(result, classes=classes, pairs=pairs, metric=metric, size=size, options=options,
+                          details=details, selection_split=selected, timings=clock.timings)
 
 
 def _score(head_logits: Any, records: list[Any], encoder: Any, size: tuple[int, int], classes: list[str],
