@@ -98,6 +98,7 @@ def main() -> None:
     from plipbench.data.readers import read_dataset
     from plipbench.data.synthetic_cache import ensure_synthetic
     from plipbench.evaluation.protocols import attributes as A
+    from plipbench.evaluation.protocols.options import AttributeLinearProbeOptions
 
     torch.set_num_threads(args.threads)
     dataset = read_dataset("pa100k", ensure_synthetic("synth-pa100k", layout="pa100k", progress=False))
@@ -107,7 +108,7 @@ def main() -> None:
     names = list(dataset.attribute_names)
     metric = dict(A.ATTRIBUTE_METRIC_DEFAULTS)
     score = lambda p, y: 100 * float(A._evaluate(p, y, names, metric)["mA"])  # noqa: E731
-    defaults = dict(A.ATTRIBUTE_LINEAR_PROBE_DEFAULTS)
+    defaults = AttributeLinearProbeOptions.defaults()
     sgd_variants = {"wbce": defaults, "wbce-e50": {**defaults, "epochs": 50, "lr": 3e-3},
                     "wbce-last": {**defaults, "epochs": 30, "lr": 3e-3}}
     table = Table(title="synth-pa100k test mA (%), frozen features")
