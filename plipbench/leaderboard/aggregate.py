@@ -32,8 +32,8 @@ from plipbench.evaluation.results import TaskResult
 from plipbench.leaderboard import significance
 from plipbench.leaderboard.reference import paper_task_of, reference_label, reference_results
 
-FAMILY_ORDER = ("text-reid", "image-reid", "attributes", "domain-generalization")
-PROTOCOL_ORDER = ("zero-shot", "linear-probe", "few-shot", "fine-tune")
+FAMILY_ORDER = ("text-reid", "image-reid", "attributes", "domain-generalization", "parsing", "person-search")
+PROTOCOL_ORDER = ("zero-shot", "gt-boxes", "linear-probe", "few-shot", "fine-tune")
 DAGGER = "†"
 UNKNOWN_MARK = "*"
 REFERENCE_MARK = "‡"
