@@ -143,6 +143,17 @@ class BNNeckBackbone(Backbone):
         return self.neck(self.encoder._encode_image(images).float())
 
 
+def _training_setup(ctx: ProtocolContext) -> tuple[list[Any], Any, int, Backbone]:
+    """What both fine-tunes start from: the metric options and eval records checked, the train records with
+    their pids relabelled 0..C-1 (and C), and a trainable copy of the backbone on ``ctx.device``."""
+    resolve_metric_options(ctx, IMAGE_METRIC_DEFAULTS)
+    _require_eval_records(ctx)
+    train = ctx.data.train_records
+    require_records(ctx, train, "train")
+    labels, num_classes = relabel([r.pid for r in train])
+    return train, labels, num_classes, training_copy(ctx.backbone, ctx.device)
+
+
 def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     """Fine-tune the image encoder: from a recipe (:func:`recipe_fine_tune`) when the option ``recipe`` is given
     or the task is on real data, else the short hand-written BoT-style fine-tune below.
@@ -187,15 +198,9 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         raise option_error(ctx, "label_smoothing", "a number in [0, 1)", options["label_smoothing"])
     check_loop_options(ctx, options)
     _check_eval_options(ctx, options)
-    resolve_metric_options(ctx, IMAGE_METRIC_DEFAULTS)
-    _require_eval_records(ctx)
-    train = ctx.data.train_records
-    require_records(ctx, train, "train")
+    train, labels, num_classes, encoder = _training_setup(ctx)
     clock = Stopwatch()
     device = ctx.device
-
-    labels, num_classes = relabel([r.pid for r in train])
-    encoder = training_copy(ctx.backbone, device)
     dim = encoder.embedding_dim
     with seeded(ctx.seed, device):
         neck = torch.nn.BatchNorm1d(dim).to(device)
@@ -290,15 +295,9 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     if unsupported:
         raise ConfigError(f"task {ctx.task.name}: recipe {resolved.name!r}: {', '.join(unsupported)} is not "
                           "wired into the image ReID fine-tune yet")
-    resolve_metric_options(ctx, IMAGE_METRIC_DEFAULTS)
-    _require_eval_records(ctx)
-    train = ctx.data.train_records
-    require_records(ctx, train, "train")
+    train, labels, num_classes, encoder = _training_setup(ctx)
     clock = Stopwatch()
     device = ctx.device
-
-    labels, num_classes = relabel([r.pid for r in train])
-    encoder = training_copy(ctx.backbone, device)
     stride_changes = set_last_stride_one(encoder.module) if recipe.last_stride == 1 else []
     test_spec = encoder.image_transform.model_copy(update={
         "size": tuple(recipe.input.size), "mean": resolved.mean, "std": resolved.std,
