@@ -312,6 +312,19 @@ def _encode_with(ctx: ProtocolContext, model: Backbone, records: list[PersonReco
     return images.cpu(), texts
 
 
+def _fine_tune_inputs(ctx: ProtocolContext) -> tuple[dict[str, Any], list[Any], list[Any], tuple[Any, Any, Any]]:
+    """What both text fine-tunes (short and recipe) train and test on: the metric options, the captioned train
+    records, the val records (empty when unusable) and the test images, captions and caption pids."""
+    metric = _metric_options(ctx)
+    require_text(ctx)
+    train = [r for r in ctx.data.train_records if r.captions]
+    if not train:
+        raise DataError(None, f"task {ctx.task.name}: the train split has no captioned images to fine-tune on")
+    test = _test_captions(ctx)
+    val = ctx.data.val_records if _usable_val(ctx.data.val_records) else []
+    return metric, train, val, test
+
+
 def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     """Fine-tune both encoders: from a recipe (:func:`recipe_fine_tune`) when the option ``recipe`` is given or
     the task is on real data, else the short hand-written fine-tune below.
@@ -354,13 +367,7 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     check_choice(ctx, options, "loss", ("cmpm+cmpc", "cmpm"))
     check_loop_options(ctx, options)
     _check_directions(ctx, options)
-    metric = _metric_options(ctx)
-    require_text(ctx)
-    train = [r for r in ctx.data.train_records if r.captions]
-    if not train:
-        raise DataError(None, f"task {ctx.task.name}: the train split has no captioned images to fine-tune on")
-    test_records, test_captions, test_text_pids = _test_captions(ctx)
-    val = ctx.data.val_records if _usable_val(ctx.data.val_records) else []
+    metric, train, val, (test_records, test_captions, test_text_pids) = _fine_tune_inputs(ctx)
     clock = Stopwatch()
     device = ctx.device
 
@@ -473,13 +480,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     check_int(ctx, options, "num_workers", minimum=0)
     check_bool(ctx, options, "sync_bn")
     _check_directions(ctx, options)
-    metric = _metric_options(ctx)
-    require_text(ctx)
-    train = [r for r in ctx.data.train_records if r.captions]
-    if not train:
-        raise DataError(None, f"task {ctx.task.name}: the train split has no captioned images to fine-tune on")
-    test_records, test_captions, test_text_pids = _test_captions(ctx)
-    val = ctx.data.val_records if _usable_val(ctx.data.val_records) else []
+    metric, train, val, (test_records, test_captions, test_text_pids) = _fine_tune_inputs(ctx)
     clock = Stopwatch()
     device = ctx.device
     losses = recipe.losses
