@@ -41,9 +41,14 @@ CROP_RULE = ("each annotated box cut from its image (rounded to whole pixels, cl
 
 
 def _check(ctx: ProtocolContext) -> dict[str, Any]:
+    resolve_options(ctx, GtBoxesOptions)  # none: its knobs are the reader's and the metric's options
+    return check_search_inputs(ctx)
+
+
+def check_search_inputs(ctx: ProtocolContext) -> dict[str, Any]:
+    """The metric options checked and completed, and the task's dataset checked to be a person-search one."""
     from plipbench.data.readers.person_search import PersonSearchDataset
 
-    resolve_options(ctx, GtBoxesOptions)  # none: its knobs are the reader's and the metric's options
     metric = resolve_metric_options(ctx, PERSON_SEARCH_METRIC_DEFAULTS)
     check_float(ctx, metric, "det_thresh")
     if metric["det_thresh"] > 1.0:  # every ground-truth box has score 1: a higher threshold drops them all
@@ -68,7 +73,6 @@ def gt_boxes(ctx: ProtocolContext) -> ProtocolOutput:
     """See the module docstring."""
     import numpy as np
 
-    from plipbench.metrics import evaluate_cuhk_sysu, evaluate_prw
     from plipbench.metrics.person_search import Detections
 
     metric = _check(ctx)
@@ -96,37 +100,58 @@ def gt_boxes(ctx: ProtocolContext) -> ProtocolOutput:
                 same = np.all(np.asarray(data.gallery[i].boxes) == np.asarray(q.box), axis=1)
                 others = others[~same]
             context.append(np.concatenate([f[None], others]))
-    inputs = data.evaluation_inputs()
-    common = {"det_thresh": float(metric["det_thresh"]), "cbgm": metric["cbgm"], "query_context": context}
     with clock("score"):
-        if data.layout == "cuhk-sysu":
-            result = evaluate_cuhk_sysu(query_feats, gallery, **inputs, **common)
-        else:
-            result = evaluate_prw(query_feats, gallery, **inputs, ignore_cam_id=metric["ignore_cam_id"], **common)
-    scores = {"mAP": result["mAP"], "R@1": result["top-1"], "R@5": result["top-5"], "R@10": result["top-10"]}
-    scored = ~np.isnan(result["per_query_ap"])
+        output = score_search(ctx, metric, query_feats, gallery, context)
     unlabeled = int(sum(int((s.pids < 0).sum()) for s in data.gallery))
-    options = {
+    d = output.details
+    output.details = {"num_queries": d["num_queries"], "num_skipped_queries": d["num_skipped_queries"],
+                      "gallery_images": d["gallery_images"], "gallery_boxes": n_gallery_boxes,
+                      "unlabeled_gallery_boxes": unlabeled, "top_k_names": d["top_k_names"]}
+    output.metric_protocol |= {"detections": "ground-truth boxes, score 1 (oracle detector)", "crop": CROP_RULE}
+    output.options = {
         "detections": "ground-truth boxes, score 1 (oracle detector)",
-        "gallery_size": data.options.get("gallery_size") if data.layout == "cuhk-sysu" else "all test frames but the "
-                                                                                          "query's own",
+        "gallery_size": output.options["gallery_size"],
         "det_thresh": float(metric["det_thresh"]),
-        "ignore_cam_id": bool(metric["ignore_cam_id"]) if data.layout == "prw" else None,
+        "ignore_cam_id": output.options["ignore_cam_id"],
         "cbgm": bool(metric["cbgm"]),
         "crop": CROP_RULE,
         "input_size": list(ctx.backbone.image_transform.size),
     }
+    output.timings = clock.timings
+    return output
+
+
+def score_search(ctx: ProtocolContext, metric: dict[str, Any], query_feats: Any, gallery: list[Any],
+                 context: list[Any] | None) -> ProtocolOutput:
+    """Scores of ``query_feats`` against the gallery frames' :class:`~plipbench.metrics.person_search.Detections`
+    by the SeqNet port (CUHK-SYSU or PRW by the layout), as a protocol output: mAP, R@1/5/10, and per scored
+    query its AP and first-hit rank (the leaderboard's bootstrap resamples queries)."""
+    import numpy as np
+
+    from plipbench.metrics import evaluate_cuhk_sysu, evaluate_prw
+
+    data = ctx.data.target
+    inputs = data.evaluation_inputs()
+    common = {"det_thresh": float(metric["det_thresh"]), "cbgm": metric["cbgm"], "query_context": context}
+    if data.layout == "cuhk-sysu":
+        result = evaluate_cuhk_sysu(query_feats, gallery, **inputs, **common)
+    else:
+        result = evaluate_prw(query_feats, gallery, **inputs, ignore_cam_id=metric["ignore_cam_id"], **common)
+    scores = {"mAP": result["mAP"], "R@1": result["top-1"], "R@5": result["top-5"], "R@10": result["top-10"]}
+    scored = ~np.isnan(result["per_query_ap"])
+    options = {
+        "gallery_size": data.options.get("gallery_size") if data.layout == "cuhk-sysu" else "all test frames but the "
+                                                                                          "query's own",
+        "ignore_cam_id": bool(metric["ignore_cam_id"]) if data.layout == "prw" else None,
+    }
     return ProtocolOutput(
         scores=scores,
-        # per scored query: its AP and the rank of its first hit; the leaderboard's bootstrap resamples queries
         per_query={"AP": result["per_query_ap"][scored], "first_hit_rank": result["per_query_first_hit_rank"][scored]},
         details={"num_queries": result["num_queries"], "num_skipped_queries": result["num_skipped"],
-                 "gallery_images": len(data.gallery), "gallery_boxes": n_gallery_boxes,
-                 "unlabeled_gallery_boxes": unlabeled, "top_k_names": {"R@1": "top-1", "R@5": "top-5",
-                                                                       "R@10": "top-10"}},
-        metric_protocol=result["protocol"] | {"detections": options["detections"], "crop": CROP_RULE},
+                 "gallery_images": len(data.gallery), "top_k_names": {"R@1": "top-1", "R@5": "top-5",
+                                                                      "R@10": "top-10"}},
+        metric_protocol=dict(result["protocol"]),
         options=options,
         selection_split=None,
-        timings=clock.timings,
         zero_shot=True,
     )

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from plipbench.errors import ConfigError
 from plipbench.evaluation.protocols import options as opt
+from plipbench.evaluation.protocols.person_search_detector import DetectorFineTuneOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     from plipbench.evaluation.protocols.base import ProtocolContext, ProtocolOutput
@@ -88,6 +89,8 @@ _register("parsing", "linear-probe", "parsing:linear_probe", opt.ParsingLinearPr
 _register("parsing", "fine-tune", "parsing_fine_tune:fine_tune", None, trains=True,
           defaults="parsing_fine_tune:PARSING_FINE_TUNE_DEFAULTS")
 _register("person-search", "gt-boxes", "person_search:gt_boxes", opt.GtBoxesOptions, trains=False)
+_register("person-search", "detector-fine-tune", "person_search_detector:detector_fine_tune", DetectorFineTuneOptions,
+          trains=True)
 
 
 def protocol_entry(kind: str, base: str) -> ProtocolEntry:
