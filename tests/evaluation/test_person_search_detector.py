@@ -84,3 +84,15 @@ def test_detector_fine_tune_smoke(tasks, tmp_path) -> None:
     assert result.provenance.protocol_options["detections"].startswith("trained Faster R-CNN")
     pq = result.per_query_arrays()
     assert len(pq["AP"]) == result.details["num_queries"] > 0
+
+
+def test_a_backbone_without_scene_sized_maps_is_refused_in_one_line() -> None:
+    from plipbench.evaluation.protocols.person_search_detector import _dense_body
+    from plipbench.models.registry import create_backbone
+
+    vit = create_backbone("timm:vit_tiny_patch16_224", pretrained=False)  # fixed 14 x 14 position embedding
+    with pytest.raises(ConfigError, match=r"dense map at scene sizes.*native 224x224") as err:
+        _dense_body(vit, [-1])
+    assert "\n" not in str(err.value)
+    body = _dense_body(create_backbone("timm:resnet18", pretrained=False), [-1])
+    assert body.out_channels == 512 and set(body(torch.zeros(1, 3, 96, 160))) == {"0"}

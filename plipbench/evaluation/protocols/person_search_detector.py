@@ -80,12 +80,21 @@ def _dense_body(backbone: Any, layers: list[int]) -> Any:
         def __init__(self) -> None:
             super().__init__()
             self.body = backbone.module
-            probe = torch.zeros(1, 3, *backbone.image_transform.size, device=backbone.device)
+            h, w = backbone.image_transform.size
+            # a scene is not person-sized: the map must come at any input size (a ViT with a fixed position
+            # embedding does not), so probe at another size than the native one
+            probe = torch.zeros(1, 3, h + 32, 2 * w + 32, device=backbone.device)
             was = self.body.training
             self.body.eval()
-            with torch.no_grad():
-                self.out_channels = int(dense_maps(backbone, probe, layers).shape[1])
-            self.body.train(was)
+            try:
+                with torch.no_grad():
+                    self.out_channels = int(dense_maps(backbone, probe, layers).shape[1])
+            except (RuntimeError, ValueError, AssertionError) as err:
+                raise ConfigError(f"backbone {backbone.name}: the detector fine-tune needs its dense map at scene "
+                                  f"sizes, but it fails at {h + 32}x{2 * w + 32} (native {h}x{w}): "
+                                  f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+            finally:
+                self.body.train(was)
 
         def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
             return {"0": dense_maps(backbone, x, layers)}
