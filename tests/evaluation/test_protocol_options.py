@@ -212,3 +212,26 @@ def test_a_recipe_run_types_its_own_options_and_passes_the_overrides() -> None:
     assert entry.validate({"epochs": 2}, WHERE) == {**BEFORE[("text-reid", "fine-tune")], "epochs": 2}
     with pytest.raises(ConfigError, match="option 'epochs' expects an integer >= 1, got '2'"):
         entry.validate({"epochs": "2"}, WHERE)
+
+
+@pytest.mark.parametrize("family", ["text-reid", "parsing"])
+def test_committed_fine_tune_results_record_the_typed_defaults(family) -> None:
+    """The committed results (reproduced by CI) record options that the typed model resolves to themselves: same
+    values, same JSON types. Keys the result lacks (``sync_bn`` came later) or the runner adds are skipped."""
+    entry = protocol_entry(family, "fine-tune")
+    defaults = entry.defaults()
+    checked = 0
+    for path in sorted((ROOT / "results").glob("*/*__fine-tune__*.json")):
+        result = json.loads(path.read_text(encoding="utf-8"))
+        if result["task_family"] != family and not (family == "text-reid" and "pedes" in result["task"]
+                                                    and result["task_family"] == "domain-generalization"):
+            continue
+        recorded = result["provenance"]["protocol_options"]
+        if recorded.get("recipe") is not None:
+            continue
+        shared = {k: recorded[k] for k in defaults if k in recorded}
+        resolved = entry.validate(shared, WHERE)
+        assert json.dumps(shared) == json.dumps({k: resolved[k] for k in shared}), path.name
+        checked += 1
+    if family == "text-reid":
+        assert checked >= 9
