@@ -162,8 +162,8 @@ def reference_results(name: str = "plip-paper") -> Any:
     Columns: table, section, dataset, paper_task, task_family, metric, protocol, method, pretraining, backbone,
     ``value`` (**percent as printed**, unlike plipbench's fractions), ``label`` ("reported in the PLIP paper, not
     reproduced", or the other file's label), ``source`` (the cited file or table; the PLIP file's is its table),
-    ``row_label`` (a display name for the paper's row) and ``recipe`` (the plipbench recipe whose reference code
-    reports the number; empty outside ``"recipes"``).
+    ``row_label`` (a display name for the paper's row); ``"recipes"`` adds ``recipe`` (the plipbench recipe whose
+    reference code reports the number).
     """
     import pandas as pd
 
@@ -175,7 +175,8 @@ def reference_results(name: str = "plip-paper") -> Any:
     frame["label"] = reference_label(name)
     frame["source"] = [entry.get("source", f"PLIP {entry['table']}") for entry in entries]
     frame["row_label"] = [reference_row_label(entry, _ROW_SUFFIX[name]) for entry in entries]
-    frame["recipe"] = [entry.get("recipe", "") for entry in entries]
+    if name == "recipes":  # the other references' frames (and their JSON) stay as they were
+        frame["recipe"] = [entry["recipe"] for entry in entries]
     return frame
 
 

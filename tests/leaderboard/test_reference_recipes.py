@@ -7,6 +7,7 @@ every value is printed in its section of the brief (downstream-recipes.md).
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -125,6 +126,10 @@ def test_cli_renders_the_reference_alone_in_every_format(tmp_path, monkeypatch, 
     out = capsys.readouterr().out
     assert "94.1" in out and "73.38" in out and "80.21" in out
     assert "reported" in out and "not reproduced" in out
+    if fmt == "json":
+        alone = json.loads(out)["reference"]["alone"]
+        assert len(alone) == len(reference_results("recipes"))
+        assert all(row["source"] and row["recipe"] for row in alone)
 
 
 def test_cli_unknown_reference_lists_the_known_ones(tmp_path, monkeypatch, capsys) -> None:
