@@ -24,8 +24,8 @@ A fine-tune that also runs from a recipe (``recipe_run``) has two option sets: t
 is a recipe override, passed through here and checked by the recipe resolver when the run starts (it needs the
 backbone). :meth:`ProtocolEntry.validate` picks the set with
 :func:`~plipbench.evaluation.protocols.options.runs_from_recipe`; the protocol itself checks again with the set
-of the path it takes (``resolve_options(ctx, Model)`` on the short path, ``<Kind>RecipeRunOptions.validate_run(ctx.options, where)`` before
-``resolve_protocol_recipe``). To type such a fine-tune: as above, plus its ``RecipeRunOptions`` subclass (the
+of the path it takes (``resolve_options(ctx, Model)`` on the short path,
+``<Kind>RecipeRunOptions.validate_run(ctx.options, where)`` before ``resolve_protocol_recipe``). To type such a fine-tune: as above, plus its ``RecipeRunOptions`` subclass (the
 run's ``extra`` own options, e.g. ``flip``) and ``recipe_options=`` on its line below.
 """
 
