@@ -20,8 +20,9 @@ def leaderboard(
     ),
     reference: str = typer.Option(
         None, "--reference",
-        help="Show reported numbers (not reproduced) beside yours: plip-paper, or human-centric (parsing, person search, "
-             "Occluded-Duke, PETA_ZS / RAP_ZS from SCHP, SeqNet, GLCNet, SOLIDER, TransReID, RP)."
+        help="Show reported numbers (not reproduced) beside yours: plip-paper, human-centric (parsing, person search, "
+             "Occluded-Duke, PETA_ZS / RAP_ZS from SCHP, SeqNet, GLCNet, SOLIDER, TransReID, RP), or recipes (the "
+             "baselines the fine-tune recipes' reference code reports: BoT, TransReID, IRRA, PLIP, RP, SOLIDER-PAR)."
     ),
     protocol: str = typer.Option(None, "--protocol", help="Only this protocol (zero-shot, linear-probe, ...)."),
     task_family: str = typer.Option(None, "--task-family", help="Only this family (text-reid, attributes, ...)."),

@@ -6,6 +6,12 @@ printed). Every row it produces carries the label "reported in the PLIP paper, n
 for parsing (SCHP, SOLIDER), person search (OIM, SeqNet, GLCNet, SOLIDER, PLIP Tab. 9), Occluded-Duke (TransReID)
 and PETA_ZS / RAP_ZS (Rethinking_of_PAR, SOLIDER), each row naming its source and labelled "reported by the source
 named in the row, not reproduced".
+``reference_results("recipes")`` loads ``reference_recipes.yaml``: the baseline numbers that the reference code of
+plipbench's fine-tune recipes reports (BoT R50, TransReID ViT-B and its person-pretrained variants, IRRA, PLIP's
+CMPM/C, Rethinking_of_PAR R50, SOLIDER-PAR), one row per (recipe, backbone, dataset, metric), each naming its
+``source`` (repository@commit:file) and its ``recipe``, labelled "reported by the recipe's reference code named in
+the row, not reproduced". They are the sources' own protocols (selection on test where the source does so), not
+plipbench runs of the recipe.
 
 **Task-name mapping.** A plipbench result is put beside a reference number when its *paper task*, its protocol
 and its main-score metric all equal the reference entry's. The paper task of a result is found, in order, from
@@ -33,6 +39,8 @@ occluded-reid          occludedreid
 partial-reid           partialreid
 peta-zs                petazs
 rap-zs                 rapzs
+rapv1                  rapv1
+rapv2                  rapv2
 =====================  ===========================================================
 
 Cross-dataset text ReID (Tab. 3) maps to ``"<source>-><target>"`` (``cuhk-pedes->icfg-pedes``) when the task or
@@ -51,12 +59,14 @@ from plipbench.errors import ConfigError, DataError
 from plipbench.evaluation.results import TaskResult
 
 REFERENCE_FILES = {"plip-paper": Path(__file__).with_name("reference_plip_paper.yaml"),
-                   "human-centric": Path(__file__).with_name("reference_human_centric.yaml")}
+                   "human-centric": Path(__file__).with_name("reference_human_centric.yaml"),
+                   "recipes": Path(__file__).with_name("reference_recipes.yaml")}
 REFERENCE_LABEL = "reported in the PLIP paper, not reproduced"
 REFERENCE_LABELS = {"plip-paper": REFERENCE_LABEL,
-                    "human-centric": "reported by the source named in the row, not reproduced"}
+                    "human-centric": "reported by the source named in the row, not reproduced",
+                   "recipes": "reported by the recipe's reference code named in the row, not reproduced"}
 # the word after the table in a row label: the PLIP file is one paper; the other names READMEs and papers
-_ROW_SUFFIX = {"plip-paper": "paper", "human-centric": "reported"}
+_ROW_SUFFIX = {"plip-paper": "paper", "human-centric": "reported", "recipes": "reported"}
 REFERENCE_FIELDS = ("table", "section", "dataset", "paper_task", "task_family", "metric", "protocol", "method",
                     "pretraining", "backbone", "value")
 
@@ -79,6 +89,8 @@ PAPER_TASK_ALIASES: dict[str, tuple[str, ...]] = {
     "partial-reid": ("partialreid",),
     "peta-zs": ("petazs",),
     "rap-zs": ("rapzs",),
+    "rapv1": ("rapv1",),
+    "rapv2": ("rapv2",),
 }
 # longest alias first, so "cuhksysu" wins over "cuhk"
 _ALIASES = sorted(((alias, task) for task, aliases in PAPER_TASK_ALIASES.items() for alias in aliases),
@@ -149,8 +161,9 @@ def reference_results(name: str = "plip-paper") -> Any:
 
     Columns: table, section, dataset, paper_task, task_family, metric, protocol, method, pretraining, backbone,
     ``value`` (**percent as printed**, unlike plipbench's fractions), ``label`` ("reported in the PLIP paper, not
-    reproduced", or the other file's label), ``source`` (the cited file or table; the PLIP file's is its table) and
-    ``row_label`` (a display name for the paper's row).
+    reproduced", or the other file's label), ``source`` (the cited file or table; the PLIP file's is its table),
+    ``row_label`` (a display name for the paper's row); ``"recipes"`` adds ``recipe`` (the plipbench recipe whose
+    reference code reports the number).
     """
     import pandas as pd
 
@@ -162,6 +175,8 @@ def reference_results(name: str = "plip-paper") -> Any:
     frame["label"] = reference_label(name)
     frame["source"] = [entry.get("source", f"PLIP {entry['table']}") for entry in entries]
     frame["row_label"] = [reference_row_label(entry, _ROW_SUFFIX[name]) for entry in entries]
+    if name == "recipes":  # the other references' frames (and their JSON) stay as they were
+        frame["recipe"] = [entry["recipe"] for entry in entries]
     return frame
 
 

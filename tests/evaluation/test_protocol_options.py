@@ -38,7 +38,21 @@ BEFORE = {
         "loss_stride": 1,  # added after the parsing probe was first committed (not yet in any committed result)
     },
     ("person-search", "gt-boxes"): {},
+    # the fine-tunes' dicts (text_reid.TEXT_FINE_TUNE_DEFAULTS, parsing_fine_tune.PARSING_FINE_TUNE_DEFAULTS)
+    ("text-reid", "fine-tune"): {
+        "epochs": 1, "lr": 1e-4, "classifier_lr_factor": 10.0, "weight_decay": 0.02, "identities_per_batch": 16,
+        "images_per_identity": 2, "loss": "cmpm+cmpc", "warmup_steps": 0, "max_steps": None, "flip_probability": 0.5,
+        "num_workers": 0, "sync_bn": False, "directions": ["t2i"],
+    },
+    ("parsing", "fine-tune"): {
+        "input_size": [256, 128], "layers": [-1], "epochs": 5, "max_steps": None, "lr": 1e-4, "head_lr_factor": 10.0,
+        "weight_decay": 1e-4, "batch_size": 8, "warmup_steps": 0, "poly_power": 0.9, "clip_grad_norm": None,
+        "flip_probability": 0.5, "num_workers": 0, "sync_bn": False,
+    },
 }
+# recipe_run.RUN_OPTIONS plus the text fine-tune's extra ``directions``: a recipe run's own options
+BEFORE_RECIPE_RUN = {"recipe": None, "input_size": "recipe", "max_steps": None, "num_workers": 0, "sync_bn": False,
+                     "directions": ["t2i"]}
 WHERE = "task t, protocol p (kind base)"
 
 
@@ -148,3 +162,76 @@ def test_readme_defaults_table_is_generated() -> None:
     out = subprocess.run([sys.executable, "-m", "plipbench.evaluation.protocols.options", "--markdown"],
                          capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout == table
+
+
+@pytest.mark.parametrize(("kind", "base", "options", "message"), [
+    ("text-reid", "fine-tune", {"epochs": 0}, "option 'epochs' expects an integer >= 1, got 0"),
+    ("text-reid", "fine-tune", {"lr": 0.0}, "option 'lr' expects a number > 0, got 0.0"),
+    ("text-reid", "fine-tune", {"loss": "sdm"}, "option 'loss' expects one of 'cmpm+cmpc', 'cmpm', got 'sdm'"),
+    ("text-reid", "fine-tune", {"flip_probability": 1.5}, "option 'flip_probability' expects a number >= 0 and <= 1"),
+    ("text-reid", "fine-tune", {"max_steps": 0}, "option 'max_steps' expects an integer >= 1 or null, got 0"),
+    ("text-reid", "fine-tune", {"sync_bn": 1}, "option 'sync_bn' expects true or false, got 1"),
+    ("parsing", "fine-tune", {"batch_size": 1}, "option 'batch_size' expects an integer >= 2, got 1"),
+    ("parsing", "fine-tune", {"clip_grad_norm": 0}, "option 'clip_grad_norm' expects a number > 0 or null, got 0"),
+    ("parsing", "fine-tune", {"input_size": [8, 8]}, "option 'input_size' expects [H, W], two integers >= 16"),
+    ("parsing", "fine-tune", {"epochz": 1}, "unknown option 'epochz'; known options: input_size, layers, epochs"),
+    # a recipe run: its own options typed, whatever the overrides
+    ("text-reid", "fine-tune", {"recipe": "irra", "input_size": "square"},
+     "option 'input_size' expects one of 'recipe', 'native', got 'square'"),
+    ("text-reid", "fine-tune", {"recipe": "irra", "num_workers": -1}, "option 'num_workers' expects an integer >= 0"),
+    ("text-reid", "fine-tune", {"recipe": 3}, "option 'recipe' expects a string or null, got 3"),
+    ("text-reid", "fine-tune", {"recipe": "irra", "directions": ["i2t"]}, "option 'directions' expects a list"),
+])
+def test_fine_tune_options_refused(kind, base, options, message) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"{WHERE}: {message}")):
+        protocol_entry(kind, base).validate(options, WHERE)
+
+
+def test_fine_tune_values_are_recorded_as_before() -> None:
+    text = protocol_entry("text-reid", "fine-tune").validate({"lr": 1, "flip_probability": 1, "epochs": 2}, WHERE)
+    assert text["lr"] == 1.0 and isinstance(text["lr"], float) and isinstance(text["flip_probability"], float)
+    parsing = protocol_entry("parsing", "fine-tune").validate({"input_size": (64, 32), "clip_grad_norm": 1}, WHERE)
+    assert parsing["input_size"] == [64, 32] and parsing["clip_grad_norm"] == 1.0
+    assert isinstance(parsing["clip_grad_norm"], float)
+
+
+def test_a_recipe_run_types_its_own_options_and_passes_the_overrides() -> None:
+    from plipbench.evaluation.protocols.recipe_run import RUN_OPTIONS
+
+    entry = protocol_entry("text-reid", "fine-tune")
+    assert entry.recipe_options is opt.TextRecipeRunOptions
+    assert opt.RecipeRunOptions.defaults() == RUN_OPTIONS  # the run's own options, written twice, agree
+    assert entry.recipe_options.defaults() == BEFORE_RECIPE_RUN
+    given = {"recipe": "irra", "epochs": 2, "optimizer.lr": 1e-5, "selection": "test", "max_steps": 3}
+    got = entry.validate(given, WHERE)
+    assert got == {**BEFORE_RECIPE_RUN, "recipe": "irra", "max_steps": 3, "epochs": 2, "optimizer.lr": 1e-5,
+                   "selection": "test"}
+    # a key the short fine-tune lacks (an override, as on a real-data task without `recipe`) is a recipe run too
+    assert entry.validate({"epochs_scale": 0.5}, WHERE)["epochs_scale"] == 0.5
+    # without either, the short fine-tune's model, extra="forbid" and all
+    assert entry.validate({"epochs": 2}, WHERE) == {**BEFORE[("text-reid", "fine-tune")], "epochs": 2}
+    with pytest.raises(ConfigError, match="option 'epochs' expects an integer >= 1, got '2'"):
+        entry.validate({"epochs": "2"}, WHERE)
+
+
+@pytest.mark.parametrize("family", ["text-reid", "parsing"])
+def test_committed_fine_tune_results_record_the_typed_defaults(family) -> None:
+    """The committed results (reproduced by CI) record options that the typed model resolves to themselves: same
+    values, same JSON types. Keys the result lacks (``sync_bn`` came later) or the runner adds are skipped."""
+    entry = protocol_entry(family, "fine-tune")
+    defaults = entry.defaults()
+    checked = 0
+    for path in sorted((ROOT / "results").glob("*/*__fine-tune__*.json")):
+        result = json.loads(path.read_text(encoding="utf-8"))
+        if result["task_family"] != family and not (family == "text-reid" and "pedes" in result["task"]
+                                                    and result["task_family"] == "domain-generalization"):
+            continue
+        recorded = result["provenance"]["protocol_options"]
+        if recorded.get("recipe") is not None:
+            continue
+        shared = {k: recorded[k] for k in defaults if k in recorded}
+        resolved = entry.validate(shared, WHERE)
+        assert json.dumps(shared) == json.dumps({k: resolved[k] for k in shared}), path.name
+        checked += 1
+    if family == "text-reid":
+        assert checked >= 9

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import re
 
 import pytest
 import torch
@@ -271,3 +272,15 @@ def test_every_task_recipe_resolves_for_a_cnn_and_a_vit():
     # and augments every image per step (1.7x slower measured on synth-market1501) and would move every
     # committed mini number; they move to the recipes with named short overrides together with a decoded cache
     assert seen == {("image-reid", False), ("text-reid", False)}
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"recipe": "plip-cmpmc", "sync_bn": "yes"}, "option 'sync_bn' expects true or false, got 'yes'"),
+    ({"recipe": "plip-cmpmc", "max_steps": 0}, "option 'max_steps' expects an integer >= 1 or null, got 0"),
+    ({"recipe": "plip-cmpmc", "directions": ["i2t"]}, "option 'directions' expects a list holding 't2i'"),
+    ({"recipe": "plip-cmpmc", "nonsense": 1}, "unknown recipe key 'nonsense'"),  # an override: the resolver's
+])
+def test_a_text_recipe_run_types_its_own_options(cuhk, options, message):
+    with pytest.raises(ConfigError, match=re.escape(message)) as err:
+        _run_text(cuhk, options)
+    assert "\n" not in str(err.value)

@@ -136,6 +136,65 @@ class TextLinearProbeOptions(ProtocolOptions):
     directions: Directions = Field(["t2i"], json_schema_extra=_DIRECTIONS)
 
 
+
+class TextFineTuneOptions(ProtocolOptions):
+    """Text ReID short fine-tune (synthetic twins without ``recipe``): both encoders, CMPM (+ CMPC), AdamW, P x K
+    batches, one caption drawn per image and epoch, best val R@1. The real-data run is a recipe's
+    (:class:`TextRecipeRunOptions`)."""
+
+    epochs: int = Field(1, ge=1)
+    lr: float = Field(1e-4, gt=0, description="AdamW, encoders")
+    classifier_lr_factor: float = Field(10.0, gt=0, description="CMPC classifier lr = lr x this")
+    weight_decay: float = Field(0.02, ge=0)
+    identities_per_batch: int = Field(16, ge=1)
+    images_per_identity: int = Field(2, ge=1)
+    loss: Literal["cmpm+cmpc", "cmpm"] = "cmpm+cmpc"
+    warmup_steps: int = Field(0, ge=0, description="linear warm-up steps")
+    max_steps: int | None = Field(None, ge=1, description="caps the total steps")
+    flip_probability: float = Field(0.5, ge=0, le=1)
+    num_workers: int = Field(0, ge=0)
+    sync_bn: bool = Field(False, description="SyncBatchNorm under torchrun on CUDA")
+    directions: Directions = Field(["t2i"], json_schema_extra=_DIRECTIONS)
+
+
+# -- fine-tunes run from a recipe -----------------------------------------------------------------
+class RecipeRunOptions(ProtocolOptions):
+    """The options a fine-tune run from a recipe keeps for itself (``recipe_run.RUN_OPTIONS``); every other
+    option of such a run is a recipe override (a dotted key or a shorthand: ``epochs``, ``lr``, ...), checked by
+    the recipe resolver when the run starts, against the backbone (:meth:`split`)."""
+
+    recipe: str | None = Field(None, description="a shipped recipe name, 'reference' or a YAML path; null: "
+                                                 "the reference recipe on real data")
+    input_size: Literal["recipe", "native"] = Field("recipe", description="the recipe's size or the backbone's")
+    max_steps: int | None = Field(None, ge=1)
+    num_workers: int = Field(0, ge=0)
+    sync_bn: bool = False
+
+    @classmethod
+    def split(cls, given: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(own options, recipe overrides)`` of ``given``."""
+        own = {k: v for k, v in given.items() if k in cls.model_fields}
+        return own, {k: v for k, v in given.items() if k not in cls.model_fields}
+
+    @classmethod
+    def validate_run(cls, given: Mapping[str, Any], where: str) -> dict[str, Any]:
+        """The own options checked and completed with their defaults, then the overrides as given."""
+        own, overrides = cls.split(given)
+        return {**validate_options(cls, own, where), **overrides}
+
+
+class TextRecipeRunOptions(RecipeRunOptions):
+    """Text ReID fine-tune from a recipe: the run's own options, plus the retrieval ``directions``."""
+
+    directions: Directions = Field(["t2i"], json_schema_extra=_DIRECTIONS)
+
+
+def runs_from_recipe(given: Mapping[str, Any], short: type[ProtocolOptions]) -> bool:
+    """Whether a fine-tune's ``given`` options are a recipe run's as far as they alone tell: ``recipe`` set, or a
+    key the short fine-tune does not have (a recipe override). A real-data task runs its reference recipe even
+    without either; its options are then checked again by the run (it knows whether the data is real)."""
+    return given.get("recipe") is not None or bool(set(given) - set(short.model_fields))
+
 # -- image ReID -----------------------------------------------------------------------------------
 _RERANK_KEYS = ("k1", "k2", "lambda_value")
 
@@ -213,6 +272,34 @@ class ParsingLinearProbeOptions(ProtocolOptions):
 
 
 
+class ParsingFineTuneOptions(ProtocolOptions):
+    """Parsing fine-tune: the probe's BN + 1x1 conv head with the backbone trained; AdamW, linear warm-up times a
+    polynomial decay (SCHP's / DeepLab's power), horizontal flip with the left/right classes swapped."""
+
+    input_size: list[Annotated[int, Ge(16)]] = Field([256, 128], min_length=2, max_length=2,
+                                  json_schema_extra={"expects": "[H, W], two integers >= 16"})
+    layers: list[int] = Field(
+        [-1], min_length=1,
+        json_schema_extra={"expects": "a non-empty list of stage indices (e.g. [-1] or [-2, -1])"})
+    epochs: int = Field(5, ge=1)
+    max_steps: int | None = Field(None, ge=1, description="caps the total steps")
+    lr: float = Field(1e-4, gt=0, description="AdamW, backbone")
+    head_lr_factor: float = Field(10.0, gt=0, description="head lr = lr x this")
+    weight_decay: float = Field(1e-4, ge=0)
+    batch_size: int = Field(8, ge=2)
+    warmup_steps: int = Field(0, ge=0)
+    poly_power: float = Field(0.9, ge=0, description="polynomial decay to 0 over the run's steps")
+    clip_grad_norm: float | None = Field(None, gt=0, description="null: no clipping")
+    flip_probability: float = Field(0.5, ge=0, le=1)
+    num_workers: int = Field(0, ge=0)
+    sync_bn: bool = False
+
+    @field_validator("input_size", "layers", mode="before")
+    @classmethod
+    def _tuple_is_list(cls, value: Any) -> Any:
+        return list(value) if isinstance(value, tuple) else value
+
+
 # -- person search --------------------------------------------------------------------------------
 class GtBoxesOptions(ProtocolOptions):
     """Person search with ground-truth boxes: no protocol options (its knobs are metric and reader options)."""
@@ -241,6 +328,10 @@ def defaults_markdown() -> str:
         cells = ", ".join(f"`{k} {_value(v)}`" for k, v in defaults.items()) if defaults else "no options"
         if entry.options is None:
             cells += " (untyped: checked by the protocol itself)"
+        if entry.recipe_options is not None:
+            own = entry.recipe_options.defaults()
+            cells += ("; from a recipe: " + ", ".join(f"`{k} {_value(v)}`" for k, v in own.items())
+                      + ", every other key a recipe override")
         lines.append(f"| {entry.kind} | {entry.base} | {'yes' if entry.trains else 'no'} | {cells} |")
     return "\n".join(lines) + "\n"
 

@@ -37,9 +37,6 @@ from typing import TYPE_CHECKING, Any
 from plipbench.errors import ConfigError, DataError
 from plipbench.evaluation.protocols._training import (
     Stopwatch,
-    check_float,
-    check_int,
-    check_loop_options,
     require_records,
     resolve_options,
     seeded,
@@ -47,28 +44,11 @@ from plipbench.evaluation.protocols._training import (
     training_copy,
 )
 from plipbench.evaluation.protocols.base import ProtocolContext, ProtocolOutput
+from plipbench.evaluation.protocols.options import ParsingFineTuneOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import torch
-
-PARSING_FINE_TUNE_DEFAULTS: dict[str, Any] = {
-    "input_size": [256, 128],
-    "layers": [-1],
-    "epochs": 5,
-    "max_steps": None,
-    "lr": 1e-4,
-    "head_lr_factor": 10.0,
-    "weight_decay": 1e-4,
-    "batch_size": 8,
-    "warmup_steps": 0,
-    "poly_power": 0.9,
-    "clip_grad_norm": None,
-    "flip_probability": 0.5,
-    "num_workers": 0,
-    "sync_bn": False,
-}
-
 
 def mirror_label_map(labels: np.ndarray, order: Sequence[int]) -> np.ndarray:
     """A label map mirrored left-right with its classes renamed by ``order`` (:func:`flip_permutation`): a left
@@ -125,29 +105,10 @@ def _collate(batch: list[tuple[Any, Any, int]]) -> tuple[torch.Tensor, torch.Ten
 
 
 def _check(ctx: ProtocolContext) -> tuple[dict[str, Any], dict[str, Any]]:
-    from plipbench.evaluation.protocols._training import check_bool, option_error, resolve_metric_options
+    from plipbench.evaluation.protocols._training import check_bool, resolve_metric_options
     from plipbench.evaluation.protocols.parsing import PARSING_METRIC_DEFAULTS
 
-    options = resolve_options(ctx, PARSING_FINE_TUNE_DEFAULTS)
-    size = options["input_size"]
-    if (not isinstance(size, (list, tuple)) or len(size) != 2
-            or any(isinstance(v, bool) or not isinstance(v, int) or v < 16 for v in size)):
-        raise option_error(ctx, "input_size", "[H, W], two integers >= 16", size)
-    options["input_size"] = [int(size[0]), int(size[1])]
-    layers = options["layers"]
-    if (not isinstance(layers, (list, tuple)) or not layers
-            or any(isinstance(v, bool) or not isinstance(v, int) for v in layers)):
-        raise option_error(ctx, "layers", "a non-empty list of stage indices (e.g. [-1] or [-2, -1])", layers)
-    options["layers"] = [int(v) for v in layers]
-    check_int(ctx, options, "epochs")
-    check_int(ctx, options, "batch_size", minimum=2)
-    check_float(ctx, options, "lr", strict=True)
-    check_float(ctx, options, "head_lr_factor", strict=True)
-    check_float(ctx, options, "weight_decay")
-    check_float(ctx, options, "poly_power")
-    if options["clip_grad_norm"] is not None:
-        check_float(ctx, options, "clip_grad_norm", strict=True)
-    check_loop_options(ctx, options)
+    options = resolve_options(ctx, ParsingFineTuneOptions)
     metric = resolve_metric_options(ctx, PARSING_METRIC_DEFAULTS)
     if not isinstance(metric["ignore_index"], int) or isinstance(metric["ignore_index"], bool):
         raise ConfigError(f"task {ctx.task.name}: metric option ignore_index expects an integer")

@@ -17,6 +17,16 @@ the dict's order and the same Python types (``10.0`` stays a float), replace ``r
 its ``check_*`` calls by ``resolve_options(ctx, Model)``, change its line below to ``options=Model`` without
 ``defaults=``, add its old dict as literals to ``BEFORE`` in ``tests/evaluation/test_protocol_options.py``,
 delete the dict and regenerate the README table.
+
+A fine-tune that also runs from a recipe (``recipe_run``) has two option sets: the short fine-tune's model
+(``options``, ``extra="forbid"``) and the recipe run's own options (``recipe_options``, a
+:class:`~plipbench.evaluation.protocols.options.RecipeRunOptions` subclass); on the recipe path every other key
+is a recipe override, passed through here and checked by the recipe resolver when the run starts (it needs the
+backbone). :meth:`ProtocolEntry.validate` picks the set with
+:func:`~plipbench.evaluation.protocols.options.runs_from_recipe`; the protocol itself checks again with the set
+of the path it takes (``resolve_options(ctx, Model)`` on the short path,
+``<Kind>RecipeRunOptions.validate_run(ctx.options, where)`` before ``resolve_protocol_recipe``). To type such a fine-tune: as above, plus its ``RecipeRunOptions`` subclass (the
+run's ``extra`` own options, e.g. ``flip``) and ``recipe_options=`` on its line below.
 """
 
 from __future__ import annotations
@@ -43,6 +53,7 @@ class ProtocolEntry:
     trains: bool
     needs_text: bool = False
     defaults_target: str | None = None  # "module:DICT", for an untyped (options=None) protocol's README row
+    recipe_options: type[opt.RecipeRunOptions] | None = None  # a fine-tune's own options when run from a recipe
 
     def load(self) -> Callable[[ProtocolContext], ProtocolOutput]:
         module, attr = self.target.split(":")
@@ -57,9 +68,15 @@ class ProtocolEntry:
         return dict(getattr(importlib.import_module(module), attr))
 
     def validate(self, given: Mapping[str, Any], where: str) -> dict[str, Any]:
-        """``given`` checked and completed with the defaults; an untyped protocol's options come back as given."""
+        """``given`` checked and completed with the defaults; an untyped protocol's options come back as given.
+
+        A fine-tune with ``recipe_options`` whose ``given`` tell a recipe run (:func:`opt.runs_from_recipe`): its own
+        options checked and completed, the recipe overrides after them as given.
+        """
         if self.options is None:
             return dict(given)
+        if self.recipe_options is not None and opt.runs_from_recipe(given, self.options):
+            return self.recipe_options.validate_run(given, where)
         return opt.validate_options(self.options, given, where)
 
 
@@ -67,16 +84,18 @@ PROTOCOLS: dict[tuple[str, str], ProtocolEntry] = {}
 
 
 def _register(kind: str, base: str, target: str, options: type[opt.ProtocolOptions] | None, *, trains: bool,
-              needs_text: bool = False, defaults: str | None = None) -> None:
+              needs_text: bool = False, defaults: str | None = None,
+              recipe_options: type[opt.RecipeRunOptions] | None = None) -> None:
     PROTOCOLS[(kind, base)] = ProtocolEntry(kind, base, "plipbench.evaluation.protocols." + target, options, trains,
-                                            needs_text, defaults and "plipbench.evaluation.protocols." + defaults)
+                                            needs_text, defaults and "plipbench.evaluation.protocols." + defaults,
+                                            recipe_options)
 
 
 _register("text-reid", "zero-shot", "text_reid:zero_shot", opt.TextZeroShotOptions, trains=False, needs_text=True)
 _register("text-reid", "linear-probe", "text_reid:linear_probe", opt.TextLinearProbeOptions, trains=True,
           needs_text=True)
-_register("text-reid", "fine-tune", "text_reid:fine_tune", None, trains=True, needs_text=True,
-          defaults="text_reid:TEXT_FINE_TUNE_DEFAULTS")
+_register("text-reid", "fine-tune", "text_reid:fine_tune", opt.TextFineTuneOptions, trains=True, needs_text=True,
+          recipe_options=opt.TextRecipeRunOptions)
 _register("image-reid", "zero-shot", "image_reid:zero_shot", opt.ImageZeroShotOptions, trains=False)
 _register("image-reid", "fine-tune", "image_reid:fine_tune", None, trains=True,
           defaults="image_reid:IMAGE_FINE_TUNE_DEFAULTS")
@@ -86,8 +105,7 @@ _register("attributes", "zero-shot", "attributes:zero_shot", opt.AttributeZeroSh
 _register("attributes", "fine-tune", "attributes:fine_tune", None, trains=True,
           defaults="attributes:ATTRIBUTE_FINE_TUNE_DEFAULTS")
 _register("parsing", "linear-probe", "parsing:linear_probe", opt.ParsingLinearProbeOptions, trains=True)
-_register("parsing", "fine-tune", "parsing_fine_tune:fine_tune", None, trains=True,
-          defaults="parsing_fine_tune:PARSING_FINE_TUNE_DEFAULTS")
+_register("parsing", "fine-tune", "parsing_fine_tune:fine_tune", opt.ParsingFineTuneOptions, trains=True)
 _register("person-search", "gt-boxes", "person_search:gt_boxes", opt.GtBoxesOptions, trains=False)
 _register("person-search", "detector-fine-tune", "person_search_detector:detector_fine_tune", DetectorFineTuneOptions,
           trains=True)

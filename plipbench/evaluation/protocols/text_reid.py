@@ -18,14 +18,8 @@ from plipbench.errors import DataError
 from plipbench.evaluation.protocols._training import (
     Stopwatch,
     caption_pairs,
-    check_bool,
-    check_choice,
-    check_float,
-    check_int,
-    check_loop_options,
     fine_tune_loop,
     l2_normalize,
-    option_error,
     pk_sampler,
     relabel,
     require_records,
@@ -40,7 +34,13 @@ from plipbench.evaluation.protocols._training import (
     warmup_scheduler,
 )
 from plipbench.evaluation.protocols.base import ProtocolContext, ProtocolOutput
-from plipbench.evaluation.protocols.options import TextLinearProbeOptions, TextZeroShotOptions
+from plipbench.evaluation.protocols.options import (
+    RecipeRunOptions,
+    TextFineTuneOptions,
+    TextLinearProbeOptions,
+    TextRecipeRunOptions,
+    TextZeroShotOptions,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -49,23 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from plipbench.models.backbone import Backbone
 
 TEXT_METRIC_DEFAULTS: dict[str, Any] = {"ks": [1, 5, 10]}
-DIRECTIONS = ("t2i", "i2t")
 
-TEXT_FINE_TUNE_DEFAULTS: dict[str, Any] = {
-    "epochs": 1,
-    "lr": 1e-4,
-    "classifier_lr_factor": 10.0,
-    "weight_decay": 0.02,
-    "identities_per_batch": 16,
-    "images_per_identity": 2,
-    "loss": "cmpm+cmpc",
-    "warmup_steps": 0,
-    "max_steps": None,
-    "flip_probability": 0.5,
-    "num_workers": 0,
-    "sync_bn": False,
-    "directions": ["t2i"],
-}
 
 
 # -- shared ------------------------------------------------------------------------------------
@@ -80,13 +64,6 @@ def _metric_options(ctx: ProtocolContext) -> dict[str, Any]:
         raise ConfigError(f"task {ctx.task.name}: metric option 'ks' expects a list of positive integers, got {ks!r}")
     metric["ks"] = list(ks)
     return metric
-
-
-def _check_directions(ctx: ProtocolContext, options: dict[str, Any]) -> None:
-    value = options["directions"]
-    if (not isinstance(value, list) or not value or any(d not in DIRECTIONS for d in value)
-            or len(set(value)) != len(value) or "t2i" not in value):
-        raise option_error(ctx, "directions", "a list holding 't2i' and optionally 'i2t'", value)
 
 
 def _test_captions(ctx: ProtocolContext) -> tuple[list[PersonRecord], list[str], list[int]]:
@@ -357,16 +334,7 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
 
     if wants_recipe(ctx):
         return recipe_fine_tune(ctx)
-    options = resolve_options(ctx, TEXT_FINE_TUNE_DEFAULTS)
-    check_int(ctx, options, "epochs")
-    check_float(ctx, options, "lr", strict=True)
-    check_float(ctx, options, "classifier_lr_factor", strict=True)
-    check_float(ctx, options, "weight_decay")
-    check_int(ctx, options, "identities_per_batch")
-    check_int(ctx, options, "images_per_identity")
-    check_choice(ctx, options, "loss", ("cmpm+cmpc", "cmpm"))
-    check_loop_options(ctx, options)
-    _check_directions(ctx, options)
+    options = resolve_options(ctx, TextFineTuneOptions)
     metric, train, val, (test_records, test_captions, test_text_pids) = _fine_tune_inputs(ctx)
     clock = Stopwatch()
     device = ctx.device
@@ -474,12 +442,12 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     from plipbench.pretrain.contrastive import identity_contrastive_loss
     from plipbench.recipes import build_lr_scheduler, build_optimizer, build_train_transform
 
-    resolved, options = resolve_protocol_recipe(ctx, "text-reid", {"directions": ["t2i"]})
+    # the run's own options typed here (TextRecipeRunOptions); the rest are overrides the recipe resolver checks
+    TextRecipeRunOptions.validate_run(ctx.options, f"task {ctx.task.name}, protocol {ctx.protocol.name} "
+                                                   f"({ctx.task.kind} {ctx.protocol.base})")
+    own_extra = {k: v for k, v in TextRecipeRunOptions.defaults().items() if k not in RecipeRunOptions.model_fields}
+    resolved, options = resolve_protocol_recipe(ctx, "text-reid", own_extra)
     recipe = resolved.recipe
-    check_int(ctx, options, "max_steps", allow_none=True)
-    check_int(ctx, options, "num_workers", minimum=0)
-    check_bool(ctx, options, "sync_bn")
-    _check_directions(ctx, options)
     metric, train, val, (test_records, test_captions, test_text_pids) = _fine_tune_inputs(ctx)
     clock = Stopwatch()
     device = ctx.device
