@@ -14,7 +14,8 @@ A task file may start from another task: ``extends: <task name>`` takes that tas
 resolved, recursively) and deep-merges this file's keys onto it: mappings merge key by key, lists and
 scalars replace (a task's ``protocols`` list is always restated whole), ``null`` is a value like any
 other (``splits: {val: null}`` means "no validation split"), and the tag ``!delete`` removes an
-inherited key. The synthetic twins use it to state only what differs from their real task. Resolution
+inherited key (in block style, ``flip: !delete``: in a flow mapping YAML reads a following comma as
+part of the tag). The synthetic twins use it to state only what differs from their real task. Resolution
 happens on the raw YAML trees, before validation, so the resolved spec is a plain task spec: its hash,
 the result cache and ``tasks show`` see exactly what a file written in full would give.
 
