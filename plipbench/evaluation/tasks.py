@@ -415,6 +415,8 @@ class _TaskSources:
         try:
             merged = merge_task_trees(base, own)
         except ConfigError as err:
+            if EXTENDS_KEY not in tree:
+                raise ConfigError(f"{path}: {DELETE_TAG} in a task that extends none (no {EXTENDS_KEY} key)") from None
             raise ConfigError(f"{path}: {err}") from None
         self._resolved[path] = merged
         return merged
@@ -453,9 +455,7 @@ class TaskRegistry:
         self.extends: dict[str, str] = {}  # task name -> the task its file extends
         sources = _TaskSources(_task_files(self.root))
         for path in sources.trees:
-            spec = sources.spec(path)
-            if spec.name in self.tasks:  # a name only the merged spec has (not written in the file)
-                raise ConfigError(f"{path}: task name {spec.name!r} is also defined in {self.files[spec.name]}")
+            spec = sources.spec(path)  # names are unique: _TaskSources checks them, and every file states its own
             self.tasks[spec.name] = spec
             self.files[spec.name] = path
             parent = sources.parent(path)

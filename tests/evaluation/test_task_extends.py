@@ -137,6 +137,9 @@ def test_unknown_parent_missing_name_and_bad_extends_value_name_the_file(tmp_pat
     _one_line_error(tmp_path, f"{path}: extends must be a task name, got ['t']")
     _write(tmp_path / "x.yaml", "extends: t\nname: x\nsplits:\n  test: !delete\n")
     _one_line_error(tmp_path, f"{path}: !delete of 'splits.test': the task it extends has no such key")
+    (tmp_path / "x.yaml").unlink()
+    _write(tmp_path / "t.yaml", yaml.safe_dump(BASE, sort_keys=False) + "citation: !delete\n")
+    _one_line_error(tmp_path, f"{tmp_path / 't.yaml'}: !delete in a task that extends none (no extends key)")
 
 
 def test_a_bad_merged_spec_names_the_extending_file_and_a_bad_parent_its_own(tmp_path) -> None:
