@@ -39,7 +39,13 @@ def list_tasks(
 
 @app.command("show")
 def show_task(name: str = typer.Argument(..., help="Task or suite name.")) -> None:
-    """The full spec of a task (or a suite) as YAML, with the file it comes from."""
+    """The full spec of a task (or a suite) as YAML, with the file it comes from.
+
+    A task whose file ``extends`` another is shown resolved (the spec it runs with, and hashes), after a
+    comment naming the tasks it extends and their files.
+
+    Example: [bold]plipbench tasks show synth-market1501[/bold]
+    """
     import yaml
 
     from plipbench.evaluation.tasks import TaskRegistry
@@ -50,4 +56,8 @@ def show_task(name: str = typer.Argument(..., help="Task or suite name.")) -> No
         return
     spec = registry.get(name)
     typer.echo(f"# {registry.files[name]}")
+    for parent in registry.extends_chain(name):
+        typer.echo(f"# extends {parent} ({registry.files[parent]})")
+    if registry.extends_chain(name):
+        typer.echo("# resolved spec:")
     typer.echo(yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False))

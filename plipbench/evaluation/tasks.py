@@ -10,11 +10,21 @@ Dataset roots may use environment variables with defaults, ``${PLIPBENCH_DATA:-~
 a real task whose data is absent is *skipped* in a suite with a one-line reason saying where to
 put the data; ``plipbench eval --task`` on it alone exits 2 with that reason.
 
+A task file may start from another task: ``extends: <task name>`` takes that task's spec (itself
+resolved, recursively) and deep-merges this file's keys onto it: mappings merge key by key, lists and
+scalars replace (a task's ``protocols`` list is always restated whole), ``null`` is a value like any
+other (``splits: {val: null}`` means "no validation split"), and the tag ``!delete`` removes an
+inherited key (in block style, ``flip: !delete``: in a flow mapping YAML reads a following comma as
+part of the tag). The synthetic twins use it to state only what differs from their real task. Resolution
+happens on the raw YAML trees, before validation, so the resolved spec is a plain task spec: its hash,
+the result cache and ``tasks show`` see exactly what a file written in full would give.
+
 Suites (``tasks/suites/*.yaml``) list tasks, optionally restricting each to some protocols.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -34,6 +44,8 @@ TaskFamily = Literal["text-reid", "image-reid", "attributes", "domain-generaliza
 # base protocols that train nothing and use all the data: one deterministic run, no seed (from the registry)
 DETERMINISTIC_PROTOCOLS = deterministic_bases()
 TASKS_ENV = "PLIPBENCH_TASKS"
+EXTENDS_KEY = "extends"
+DELETE_TAG = "!delete"
 _VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 
 
@@ -274,9 +286,26 @@ def tasks_dir() -> Path:
     return packaged if packaged.is_dir() else checkout
 
 
-def _load_yaml(path: Path) -> dict[str, Any]:
+class _Delete:
+    """The value of a ``!delete`` key in a task file: the key is removed from the task it extends."""
+
+    def __repr__(self) -> str:
+        return DELETE_TAG
+
+
+DELETE = _Delete()
+
+
+class _TaskYamlLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` plus the ``!delete`` tag of task files (suites and recipes do not take it)."""
+
+
+_TaskYamlLoader.add_constructor(DELETE_TAG, lambda loader, node: DELETE)
+
+
+def _load_yaml(path: Path, loader: type[yaml.SafeLoader] = yaml.SafeLoader) -> dict[str, Any]:
     try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+        tree = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # a SafeLoader subclass: no code runs
     except FileNotFoundError as err:
         raise DataError(path, "task file not found") from err
     except yaml.YAMLError as err:
@@ -290,9 +319,128 @@ def _validate(model: type[BaseModel], tree: dict[str, Any], path: Path) -> Any:
     return validate_model(model, tree, str(path))
 
 
-def load_task_file(path: str | Path) -> TaskSpec:
+def merge_task_trees(base: dict[str, Any], override: dict[str, Any], where: str = "") -> dict[str, Any]:
+    """``override`` deep-merged onto ``base`` (neither is modified), as ``extends:`` does.
+
+    Mappings merge key by key, recursively; any other value (a list, a scalar, ``None``) replaces the
+    inherited one; :data:`DELETE` (``!delete`` in YAML) removes the inherited key, and is an error where
+    there is nothing to remove or inside a list. ``where`` is the dotted path of ``override`` in the
+    task, for the error message.
+
+    >>> merge_task_trees({"a": {"x": 1, "y": [1, 2]}, "b": 1}, {"a": {"y": [3]}, "b": DELETE})
+    {'a': {'x': 1, 'y': [3]}}
+    """
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        at = f"{where}.{key}" if where else str(key)
+        if value is DELETE:
+            if key not in merged:
+                raise ConfigError(f"{DELETE_TAG} of {at!r}: the task it extends has no such key")
+            del merged[key]
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_task_trees(merged[key], value, at)
+        else:
+            merged[key] = _without_delete(value, at)
+    return merged
+
+
+def _without_delete(value: Any, where: str) -> Any:
+    """A deep copy of a replacing value, refusing a ``!delete`` left inside it (nothing to delete there)."""
+    if value is DELETE:
+        raise ConfigError(f"{DELETE_TAG} at {where!r}: only a key of a mapping that the extended task has can be deleted")
+    if isinstance(value, dict):
+        return {k: _without_delete(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_delete(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return copy.deepcopy(value)
+
+
+class _TaskSources:
+    """The raw trees of some task files, indexed by their ``name``, resolved through ``extends``.
+
+    A task's parent is found by name among these files only. Resolving a task validates each task of its
+    chain first, so that an error in a parent names the parent's file; an error in the merged spec names
+    the file that extends.
+    """
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.trees: dict[Path, dict[str, Any]] = {}
+        self.by_name: dict[str, Path] = {}
+        for path in paths:
+            tree = _load_yaml(path, _TaskYamlLoader)
+            self.trees[path] = tree
+            name = tree.get("name")
+            if isinstance(name, str):
+                if name in self.by_name:
+                    raise ConfigError(f"{path}: task name {name!r} is also defined in {self.by_name[name]}")
+                self.by_name[name] = path
+        self._resolved: dict[Path, dict[str, Any]] = {}
+        self._specs: dict[Path, TaskSpec] = {}
+
+    def parent(self, path: Path) -> str | None:
+        """The task name that ``path`` extends, or None."""
+        value = self.trees[path].get(EXTENDS_KEY)
+        return value if isinstance(value, str) else None
+
+    def spec(self, path: Path) -> TaskSpec:
+        if path not in self._specs:
+            self._specs[path] = _validate(TaskSpec, self.resolved_tree(path), path)
+        return self._specs[path]
+
+    def resolved_tree(self, path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+        """The task's raw tree with its ``extends`` chain merged in (without the ``extends`` key)."""
+        if path in self._resolved:
+            return self._resolved[path]
+        tree = self.trees[path]
+        own = {k: v for k, v in tree.items() if k != EXTENDS_KEY}
+        if EXTENDS_KEY not in tree:
+            base: dict[str, Any] = {}
+        else:
+            parent = tree[EXTENDS_KEY]
+            if not isinstance(parent, str) or not parent:
+                raise ConfigError(f"{path}: {EXTENDS_KEY} must be a task name, got {parent!r}")
+            if "name" not in tree:
+                raise ConfigError(f"{path}: a task that extends {parent!r} needs its own name")
+            if parent not in self.by_name:
+                raise ConfigError(f"{path}: {EXTENDS_KEY} unknown task {parent!r}; known tasks: "
+                                  f"{', '.join(sorted(self.by_name))}")
+            parent_path = self.by_name[parent]
+            if parent_path == path or parent_path in chain:
+                cycle = [*chain, path]
+                cycle = cycle[cycle.index(parent_path):] + [parent_path]
+                raise ConfigError(f"{path}: {EXTENDS_KEY} cycle: "
+                                  f"{' -> '.join(str(self.trees[p].get('name', p)) for p in cycle)}")
+            base = self.resolved_tree(parent_path, (*chain, path))
+            self.spec(parent_path)  # a broken parent is reported against its own file
+        try:
+            merged = merge_task_trees(base, own)
+        except ConfigError as err:
+            if EXTENDS_KEY not in tree:
+                raise ConfigError(f"{path}: {DELETE_TAG} in a task that extends none (no {EXTENDS_KEY} key)") from None
+            raise ConfigError(f"{path}: {err}") from None
+        self._resolved[path] = merged
+        return merged
+
+
+def load_task_file(path: str | Path, tasks_root: str | Path | None = None) -> TaskSpec:
+    """One task file, validated; a file that ``extends`` another task finds it among the task files under
+    ``tasks_root`` (default: :func:`tasks_dir` when the file lies in it, else the file's own folder)."""
     path = Path(path)
-    return _validate(TaskSpec, _load_yaml(path), path)
+    if EXTENDS_KEY not in _load_yaml(path, _TaskYamlLoader):
+        return _TaskSources([path]).spec(path)
+    if tasks_root is None:
+        default = tasks_dir()
+        inside = default.is_dir() and path.resolve().is_relative_to(default.resolve())
+        tasks_root = default if inside else path.parent
+    paths = _task_files(Path(tasks_root))
+    resolved = {p.resolve(): p for p in paths}
+    sources = _TaskSources(paths if path.resolve() in resolved else [*paths, path])
+    return sources.spec(resolved.get(path.resolve(), path))
+
+
+def _task_files(root: Path) -> list[Path]:
+    """Every task YAML under ``root`` (sorted), suites excluded."""
+    return [p for p in sorted(root.rglob("*.yaml")) if "suites" not in p.relative_to(root).parts]
 
 
 class TaskRegistry:
@@ -304,14 +452,15 @@ class TaskRegistry:
             raise DataError(self.root, f"tasks folder not found (set {TASKS_ENV} to a folder of task YAML files)")
         self.tasks: dict[str, TaskSpec] = {}
         self.files: dict[str, Path] = {}
-        for path in sorted(self.root.rglob("*.yaml")):
-            if "suites" in path.relative_to(self.root).parts:
-                continue
-            spec = load_task_file(path)
-            if spec.name in self.tasks:
-                raise ConfigError(f"{path}: task name {spec.name!r} is also defined in {self.files[spec.name]}")
+        self.extends: dict[str, str] = {}  # task name -> the task its file extends
+        sources = _TaskSources(_task_files(self.root))
+        for path in sources.trees:
+            spec = sources.spec(path)  # names are unique: _TaskSources checks them, and every file states its own
             self.tasks[spec.name] = spec
             self.files[spec.name] = path
+            parent = sources.parent(path)
+            if parent is not None:
+                self.extends[spec.name] = parent
         self.suites: dict[str, SuiteSpec] = {}
         for path in sorted((self.root / "suites").glob("*.yaml")):
             suite = _validate(SuiteSpec, _load_yaml(path), path)
@@ -320,6 +469,14 @@ class TaskRegistry:
                 for proto in entry.protocols or []:
                     task.protocol(proto)
             self.suites[suite.name] = suite
+
+    def extends_chain(self, name: str) -> list[str]:
+        """The tasks ``name`` is resolved from, nearest first (empty for a task written in full)."""
+        chain = []
+        while name in self.extends:
+            name = self.extends[name]
+            chain.append(name)
+        return chain
 
     def get(self, name: str, *, where: str | None = None) -> TaskSpec:
         if name not in self.tasks:
