@@ -176,3 +176,53 @@ def test_a_vit_at_another_size_without_resampling_is_refused(market):
         _run(market, {**VIT, "position_embedding.resample": False}, backbone=_tiny_vit())
     with pytest.raises(ConfigError, match="not a multiple of the patch size"):
         _run(market, {**VIT, "input.size": [72, 32]}, backbone=_tiny_vit())
+
+
+# -- the loop's extra optimizers ----------------------------------------------------------------------------
+class _Epochs:
+    """A sampler / dataset stand-in: fixed batches, ``set_epoch`` a no-op."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def set_epoch(self, epoch):
+        pass
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self):
+        return len(self.batches)
+
+
+def _loop_run(checkpoint=None):
+    from plipbench.evaluation.protocols.loop import fine_tune_loop
+
+    torch.manual_seed(0)
+    model, extra = torch.nn.Linear(3, 2), torch.nn.Linear(2, 1)
+    batches = _Epochs([(torch.randn(4, 3), torch.randn(4, 1)) for _ in range(2)])
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    extra_optimizer = torch.optim.SGD(extra.parameters(), lr=0.1, momentum=0.9)  # stateful: momentum buffers
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+    def step(batch):
+        x, y = batch
+        loss = (extra(model(x)) - y).pow(2).mean()
+        return loss, {"loss": loss}, 1
+
+    fine_tune_loop(batches, batches, batches, optimizer, scheduler, epochs=3, max_steps=None,
+                   train_modules=[model, extra], step=step, checkpoint=checkpoint, extra_optimizers=[extra_optimizer])
+    return model, extra
+
+
+def test_extra_optimizers_step_and_resume_exactly(tmp_path):
+    from safetensors.torch import load_file
+
+    model, extra = _loop_run()
+    spec = {"kind": "loop"}
+    with pytest.raises(_Killed):
+        _loop_run(_DiesAfter(tmp_path / "ckpt", spec, resume=False, after=0))
+    tensors = load_file(next((tmp_path / "ckpt").glob("*.safetensors")))
+    assert any(k.startswith("extra_optimizer.0.optimizer.") and k.endswith("momentum_buffer") for k in tensors)
+    resumed_model, resumed_extra = _loop_run(FineTuneCheckpoint(tmp_path / "ckpt", spec, resume=True))
+    assert torch.equal(resumed_model.weight, model.weight) and torch.equal(resumed_extra.weight, extra.weight)
