@@ -253,6 +253,28 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
 IMAGE_RECIPE_EVAL_OPTIONS: dict[str, Any] = {"flip": None, "rerank": None}
 
 
+def _resample_position_embedding(ctx: ProtocolContext, resolved: Any, encoder: Backbone) -> Any:
+    """The recipe's position-embedding step on the training copy ``encoder`` (see :func:`recipe_fine_tune`):
+    what :func:`~plipbench.models.resize.resize_backbone_input` did, or why nothing was done."""
+    from plipbench.models.resize import resize_backbone_input
+
+    recipe, profile = resolved.recipe, resolved.backbone
+    size = tuple(recipe.input.size)
+    if profile.architecture != "vit":
+        return f"n/a ({profile.architecture})"
+    if size == tuple(profile.input_size):
+        return f"unchanged (the backbone's own size {size[0]}x{size[1]})"
+    spec = recipe.position_embedding
+    if spec is None or not spec.resample:
+        raise ConfigError(f"task {ctx.task.name}: recipe {resolved.name!r} trains at {size[0]}x{size[1]}, not the "
+                          f"ViT's own {profile.input_size[0]}x{profile.input_size[1]}, with position_embedding."
+                          "resample off; set position_embedding.resample=true or input_size=native")
+    try:
+        return resize_backbone_input(encoder, size, interpolation=spec.interpolation)
+    except ConfigError as err:
+        raise ConfigError(f"task {ctx.task.name}: recipe {resolved.name!r}: {err}") from None
+
+
 def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     """The image ReID fine-tune of a recipe (``bot`` for CNNs, ``transreid`` for ViT/Swin by default; the
     option ``recipe`` names another, see :mod:`~plipbench.evaluation.protocols.recipe_run`).
@@ -265,11 +287,28 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     gradient clipping where the recipe has it. Test: the recipe's feature (before or after the BNNeck) at the
     recipe's size and mean/std; ``flip`` / ``rerank`` default to the recipe's test settings. The last epoch is
     kept (ReID datasets have no val split); ``selection: test`` is recorded as the paper-compatible mode.
+
+    Model parts, each recorded in ``details``:
+
+    - ``position_embedding``: a ViT whose native size is not the recipe's gets its position embedding resampled
+      to the recipe's grid on the training copy (:func:`plipbench.models.resize.resize_backbone_input`,
+      TransReID's ``resize_pos_embed``: class token kept, bilinear, ``align_corners=False``), so it trains and is
+      tested at the recipe's size (``input_size: native`` keeps the backbone's own); a ViT the resizer does not
+      know, or a recipe with ``position_embedding.resample`` off at another size, is a ConfigError;
+    - ``drop_path``: the recipe's rate (TransReID 0.1) set on the copy's timm blocks, linearly increasing from 0
+      as ``timm.create_model(drop_path_rate=...)`` does (:func:`plipbench.models.drop_path.set_drop_path`); a
+      backbone without timm blocks (a CNN, a CLIP tower) is recorded as not applied, with the reason;
+    - ``center_loss`` (``losses.center.enabled``, BoT's ``softmax_triplet_with_center``): ``weight`` x
+      :class:`~plipbench.evaluation.protocols.losses.CenterLoss` on the recipe's feature (pre-BN), one centre per
+      training identity (``randn``, seeded), stepped by its own SGD at ``losses.center.lr`` (0.5) with the centre
+      gradient divided by the weight before the step; the centres are not in the model's optimizer or schedule,
+      and their optimizer is checkpointed for resume.
     """
     import torch
     import torch.nn.functional as F
 
     from plipbench.evaluation.protocols.heads import bnneck_head, set_last_stride_one
+    from plipbench.evaluation.protocols.losses import CenterLoss, CenterSGD
     from plipbench.evaluation.protocols.recipe_run import (
         EpochScheduler,
         RecipeImages,
@@ -277,9 +316,10 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         recipe_details,
         resolve_protocol_recipe,
     )
+    from plipbench.models.drop_path import set_drop_path
     from plipbench.recipes import build_lr_scheduler, build_optimizer, build_train_transform
 
-    resolved, options = resolve_protocol_recipe(ctx, "image-reid", IMAGE_RECIPE_EVAL_OPTIONS)
+    resolved, options = resolve_protocol_recipe(ctx, "image-reid", IMAGE_RECIPE_EVAL_OPTIONS, resamples_vit=True)
     recipe = resolved.recipe
     check_int(ctx, options, "max_steps", allow_none=True)
     check_int(ctx, options, "num_workers", minimum=0)
@@ -289,9 +329,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     if options["rerank"] is None and recipe.test.rerank is not None and recipe.test.rerank.enabled:
         options["rerank"] = recipe.test.rerank.model_dump(exclude={"enabled"})
     _check_eval_options(ctx, options)
-    unsupported = [part for part, on in (("center loss", recipe.losses.center is not None
-                                          and recipe.losses.center.enabled), ("ema", recipe.ema is not None))
-                   if on]
+    unsupported = [part for part, on in (("ema", recipe.ema is not None),) if on]
     if unsupported:
         raise ConfigError(f"task {ctx.task.name}: recipe {resolved.name!r}: {', '.join(unsupported)} is not "
                           "wired into the image ReID fine-tune yet")
@@ -299,13 +337,18 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     clock = Stopwatch()
     device = ctx.device
     stride_changes = set_last_stride_one(encoder.module) if recipe.last_stride == 1 else []
+    position = _resample_position_embedding(ctx, resolved, encoder)
+    drop_path = (set_drop_path(encoder.module, recipe.drop_path) if recipe.drop_path
+                 else {"rate": recipe.drop_path or 0.0, "applied": False, "reason": "the recipe has none"})
     test_spec = encoder.image_transform.model_copy(update={
         "size": tuple(recipe.input.size), "mean": resolved.mean, "std": resolved.std,
         "interpolation": recipe.input.test_interpolation, "resize": "stretch", "crop_pct": 1.0})
     encoder.image_transform = test_spec
     dim = encoder.embedding_dim
+    center = recipe.losses.center if recipe.losses.center is not None and recipe.losses.center.enabled else None
     with seeded(ctx.seed, device):
         neck, classifier = bnneck_head(dim, num_classes, recipe.neck)
+        center_loss = CenterLoss(num_classes, dim) if center is not None else None
     neck, classifier = neck.to(device), classifier.to(device)
     encoder.module, neck = sync_batchnorm(ctx, options, encoder.module, neck)
     model = BNNeckBackbone(encoder, neck)
@@ -318,6 +361,12 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     optimizer = build_optimizer(trained, recipe.optimizer)
     scheduler = EpochScheduler(build_lr_scheduler(optimizer, recipe), optimizer, len(loader))
     ce, triplet = recipe.losses.ce, recipe.losses.triplet
+    train_modules: list[Any] = [trained]
+    extra_optimizers: list[Any] = []
+    if center_loss is not None:
+        center_loss = center_loss.to(device)
+        train_modules.append(center_loss)  # checkpointed and all-reduced with the model, stepped by its own SGD
+        extra_optimizers.append(CenterSGD(center_loss.parameters(), lr=center.lr, loss_weight=center.weight))
 
     def train_step(batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
         images, _, batch_labels = batch
@@ -332,14 +381,17 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
             chosen = after if triplet.feature == "after-bn" else feature
             parts["triplet"] = triplet.weight * batch_hard_triplet_loss(
                 chosen, batch_labels, triplet.margin, normalize=triplet.normalize)
+        if center_loss is not None:
+            parts["center"] = center.weight * center_loss(after if center.feature == "after-bn" else feature,
+                                                          batch_labels)
         return sum(parts.values()), parts, 1
 
     with clock("train_s"), seeded(ctx.seed + 1, device):
         record = fine_tune_loop(loader, sampler, dataset, optimizer, scheduler, epochs=recipe.epochs,
-                                max_steps=options["max_steps"], train_modules=[trained], step=train_step,
+                                max_steps=options["max_steps"], train_modules=train_modules, step=train_step,
                                 clip_grad_norm=recipe.grad_clip.max_norm if recipe.grad_clip else None,
                                 checkpoint=ctx.checkpoint, progress=ctx.progress, device=device,
-                                label=f"image-reid fine-tune ({resolved.name})")
+                                label=f"image-reid fine-tune ({resolved.name})", extra_optimizers=extra_optimizers)
     trained.eval()
     test_model = model if recipe.test.feature == "after-bn" else encoder
     with clock("test_features_s"):
@@ -358,6 +410,10 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         sampler=sampler.describe(), curve=record.curve,
         last_stride=stride_changes or ("not applied: no ResNet-like last stage" if recipe.last_stride == 1
                                        else "unchanged"),
+        position_embedding=position, drop_path=drop_path,
+        center_loss="off" if center is None else {
+            "weight": center.weight, "lr": center.lr, "feature": center.feature, "centers": [num_classes, dim],
+            "optimizer": "SGD, centre gradient x 1/weight before each step (reid-strong-baseline)"},
         test_features=f"{recipe.test.feature} feature of the fine-tuned copy at {list(recipe.input.size)}",
     )  # fmt: skip
     options["resolved_overrides"] = dict(resolved.overrides)

@@ -179,6 +179,32 @@ def _capture(record: FineTuneRecord, best: tuple[float, dict[str, Any]] | None, 
     return state, tensors
 
 
+def _capture_extra(state: dict[str, Any], tensors: dict[str, Any], extra_optimizers: Sequence[Any]) -> None:
+    """The extra optimizers' states under ``extra_optimizers`` / ``extra_optimizer.{j}.*`` (none: nothing added,
+    so a checkpoint without them is what it always was)."""
+    from plipbench.evaluation.resume import optimizer_state
+
+    stored = []
+    for j, extra_optimizer in enumerate(extra_optimizers):
+        json_state, extra_tensors = optimizer_state(extra_optimizer)
+        stored.append(json_state)
+        tensors.update({f"extra_optimizer.{j}.{k}": v for k, v in extra_tensors.items()})
+    state["extra_optimizers"] = stored
+
+
+def _restore_extra(state: dict[str, Any], tensors: dict[str, Any], extra_optimizers: Sequence[Any]) -> None:
+    from plipbench.evaluation.resume import load_optimizer_state
+
+    stored = state.get("extra_optimizers") or []
+    if len(stored) != len(extra_optimizers):
+        raise PlipbenchError(f"the checkpoint holds {len(stored)} extra optimizer(s), this run has "
+                             f"{len(extra_optimizers)}: resume with the same recipe")
+    for j, extra_optimizer in enumerate(extra_optimizers):
+        prefix = f"extra_optimizer.{j}."
+        load_optimizer_state(extra_optimizer, stored[j],
+                             {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+
+
 def _restore(state: dict[str, Any], tensors: dict[str, torch.Tensor], train_modules: Sequence[Any],
              extra: Sequence[Any], optimizer: Any, scheduler: Any, loader: Any, device: str
              ) -> tuple[FineTuneRecord, tuple[float, dict[str, Any]] | None]:
@@ -210,6 +236,7 @@ def fine_tune_loop(
     validate: Callable[[], float] | None = None, state_module: Any = None,
     clip_grad_norm: float | None = None, checkpoint: FineTuneCheckpoint | None = None,
     progress: bool = False, device: str = "cpu", label: str = "fine-tune",
+    extra_optimizers: Sequence[Any] = (),
 ) -> FineTuneRecord:
     """The epoch loop every fine-tune protocol shares.
 
@@ -225,6 +252,11 @@ def fine_tune_loop(
     parts, the learning rate and the ETA. Under torchrun: DistributedDataParallel (see the module docstring).
     The parameters the optimizer holds outside ``train_modules`` (a bare classifier matrix) are checkpointed
     and all-reduced too.
+
+    ``extra_optimizers``: optimizers of parameters that the main ``optimizer`` must not step (BoT's centres and
+    their :class:`~plipbench.evaluation.protocols.losses.CenterSGD`); their parameters belong to a module in
+    ``train_modules`` (checkpointed, all-reduced). Each is zeroed with the main one, stepped right after the main
+    step (before the scheduler), not clipped, and its state is checkpointed and restored on resume.
     """
     import torch
 
@@ -247,6 +279,8 @@ def fine_tune_loop(
         stored = checkpoint.begin()
         if stored is not None:
             record, best = _restore(*stored, train_modules, extra, optimizer, scheduler, loader, device)
+            if extra_optimizers:
+                _restore_extra(*stored, extra_optimizers)
             start = stored[0]["epoch"] + 1
     bar = _progress(progress)
     with bar:
@@ -269,10 +303,14 @@ def fine_tune_loop(
                 if sizes is not None:  # the full batch's mean, whatever the shard sizes (module docstring)
                     loss = loss * (world * len(batch[-1]) / sizes[index])
                 optimizer.zero_grad(set_to_none=True)
+                for extra_optimizer in extra_optimizers:
+                    extra_optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if clip_grad_norm is not None:
                     torch.nn.utils.clip_grad_norm_(parameters, clip_grad_norm)
                 optimizer.step()
+                for extra_optimizer in extra_optimizers:
+                    extra_optimizer.step()
                 scheduler.step()
                 for name, value in parts.items():
                     sums[name] = sums.get(name, 0.0) + value.item() * weight
@@ -297,8 +335,10 @@ def fine_tune_loop(
                     best, record.best_epoch = (record.val_curve[-1], state_copy(state_module)), epoch
             record.curve.append(point)
             if checkpoint is not None:
-                checkpoint.save(epoch, *_capture(record, best, train_modules, extra, optimizer, scheduler, loader,
-                                                 device))
+                state, tensors = _capture(record, best, train_modules, extra, optimizer, scheduler, loader, device)
+                if extra_optimizers:
+                    _capture_extra(state, tensors, extra_optimizers)
+                checkpoint.save(epoch, state, tensors)
             if progress:
                 bar.console.print(f"{label} epoch {epoch + 1}/{epochs}: {_parts_text(record.losses[-1])}, "
                                   f"lr {point['lr']:.2e}" + (f", val {point['val']:.4f}" if "val" in point else "")

@@ -50,10 +50,15 @@ def wants_recipe(ctx: ProtocolContext) -> bool:
     return ctx.options.get("recipe") is not None or is_real(ctx)
 
 
-def resolve_protocol_recipe(ctx: ProtocolContext, task_kind: str, extra: Mapping[str, Any]
-                            ) -> tuple[ResolvedRecipe, dict[str, Any]]:
+def resolve_protocol_recipe(ctx: ProtocolContext, task_kind: str, extra: Mapping[str, Any], *,
+                            resamples_vit: bool = False) -> tuple[ResolvedRecipe, dict[str, Any]]:
     """``(resolved recipe, the protocol's own options)`` for this run; ``extra`` are more own options with
-    their defaults (``flip``, ``rerank``). An unknown recipe, a misfit or a bad override: ConfigError."""
+    their defaults (``flip``, ``rerank``). An unknown recipe, a misfit or a bad override: ConfigError.
+
+    ``resamples_vit``: the protocol resamples a ViT's position embedding to the recipe's input size itself
+    (:func:`plipbench.models.resize.resize_backbone_input` on its training copy; the image ReID fine-tune), so a
+    ViT trains and is tested at the recipe's size. Without it (the text ReID fine-tune, until it does the same) a
+    ViT whose native size differs trains at its native size, said in ``options.input_size``."""
     from plipbench.recipes import default_recipe, profile_backbone, resolve_recipe
 
     own_defaults = {**RUN_OPTIONS, **extra}
@@ -72,13 +77,13 @@ def resolve_protocol_recipe(ctx: ProtocolContext, task_kind: str, extra: Mapping
         resolved = resolve_recipe(name, profile, overrides, dataset=ctx.task.paper_task)
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from None
-    if (profile.architecture == "vit" and own["input_size"] == "recipe"
+    if (not resamples_vit and profile.architecture == "vit" and own["input_size"] == "recipe"
             and tuple(resolved.recipe.input.size) != tuple(profile.input_size)):
-        # the recipe's grid needs the position embedding resampled inside the backbone, which the adapters
-        # do not expose yet: train at the native size, said in the result's options
+        # the recipe's grid needs the position embedding resampled, which this protocol does not do yet:
+        # train at the native size, said in the result's options
         resolved = resolve_recipe(name, profile, {**overrides, "input.size": list(profile.input_size)},
                                   dataset=ctx.task.paper_task)
-        own["input_size"] = "native (position-embedding resampling is not wired into the fine-tune yet)"
+        own["input_size"] = "native (this protocol does not resample position embeddings yet)"
     if resolved.recipe.task != task_kind:
         raise ConfigError(f"{where}: recipe {name!r} is a {resolved.recipe.task} recipe, not {task_kind}")
     own["recipe"] = resolved.name
