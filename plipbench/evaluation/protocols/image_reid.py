@@ -253,28 +253,6 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
 IMAGE_RECIPE_EVAL_OPTIONS: dict[str, Any] = {"flip": None, "rerank": None}
 
 
-def _resample_position_embedding(ctx: ProtocolContext, resolved: Any, encoder: Backbone) -> Any:
-    """The recipe's position-embedding step on the training copy ``encoder`` (see :func:`recipe_fine_tune`):
-    what :func:`~plipbench.models.resize.resize_backbone_input` did, or why nothing was done."""
-    from plipbench.models.resize import resize_backbone_input
-
-    recipe, profile = resolved.recipe, resolved.backbone
-    size = tuple(recipe.input.size)
-    if profile.architecture != "vit":
-        return f"n/a ({profile.architecture})"
-    if size == tuple(profile.input_size):
-        return f"unchanged (the backbone's own size {size[0]}x{size[1]})"
-    spec = recipe.position_embedding
-    if spec is None or not spec.resample:
-        raise ConfigError(f"task {ctx.task.name}: recipe {resolved.name!r} trains at {size[0]}x{size[1]}, not the "
-                          f"ViT's own {profile.input_size[0]}x{profile.input_size[1]}, with position_embedding."
-                          "resample off; set position_embedding.resample=true or input_size=native")
-    try:
-        return resize_backbone_input(encoder, size, interpolation=spec.interpolation)
-    except ConfigError as err:
-        raise ConfigError(f"task {ctx.task.name}: recipe {resolved.name!r}: {err}") from None
-
-
 def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     """The image ReID fine-tune of a recipe (``bot`` for CNNs, ``transreid`` for ViT/Swin by default; the
     option ``recipe`` names another, see :mod:`~plipbench.evaluation.protocols.recipe_run`).
@@ -314,12 +292,13 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         RecipeImages,
         identity_batch,
         recipe_details,
+        resample_for_recipe,
         resolve_protocol_recipe,
     )
     from plipbench.models.drop_path import set_drop_path
     from plipbench.recipes import build_lr_scheduler, build_optimizer, build_train_transform
 
-    resolved, options = resolve_protocol_recipe(ctx, "image-reid", IMAGE_RECIPE_EVAL_OPTIONS, resamples_vit=True)
+    resolved, options = resolve_protocol_recipe(ctx, "image-reid", IMAGE_RECIPE_EVAL_OPTIONS)
     recipe = resolved.recipe
     check_int(ctx, options, "max_steps", allow_none=True)
     check_int(ctx, options, "num_workers", minimum=0)
@@ -337,7 +316,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     clock = Stopwatch()
     device = ctx.device
     stride_changes = set_last_stride_one(encoder.module) if recipe.last_stride == 1 else []
-    position = _resample_position_embedding(ctx, resolved, encoder)
+    position = resample_for_recipe(ctx, resolved, encoder)
     drop_path = (set_drop_path(encoder.module, recipe.drop_path) if recipe.drop_path
                  else {"rate": recipe.drop_path or 0.0, "applied": False, "reason": "the recipe has none"})
     test_spec = encoder.image_transform.model_copy(update={

@@ -50,15 +50,11 @@ def wants_recipe(ctx: ProtocolContext) -> bool:
     return ctx.options.get("recipe") is not None or is_real(ctx)
 
 
-def resolve_protocol_recipe(ctx: ProtocolContext, task_kind: str, extra: Mapping[str, Any], *,
-                            resamples_vit: bool = False) -> tuple[ResolvedRecipe, dict[str, Any]]:
+def resolve_protocol_recipe(ctx: ProtocolContext, task_kind: str, extra: Mapping[str, Any]
+                            ) -> tuple[ResolvedRecipe, dict[str, Any]]:
     """``(resolved recipe, the protocol's own options)`` for this run; ``extra`` are more own options with
     their defaults (``flip``, ``rerank``). An unknown recipe, a misfit or a bad override: ConfigError.
-
-    ``resamples_vit``: the protocol resamples a ViT's position embedding to the recipe's input size itself
-    (:func:`plipbench.models.resize.resize_backbone_input` on its training copy; the image ReID fine-tune), so a
-    ViT trains and is tested at the recipe's size. Without it (the text ReID fine-tune, until it does the same) a
-    ViT whose native size differs trains at its native size, said in ``options.input_size``."""
+    A ViT whose native size is not the recipe's is resampled by the protocol (:func:`resample_for_recipe`)."""
     from plipbench.recipes import default_recipe, profile_backbone, resolve_recipe
 
     own_defaults = {**RUN_OPTIONS, **extra}
@@ -77,17 +73,32 @@ def resolve_protocol_recipe(ctx: ProtocolContext, task_kind: str, extra: Mapping
         resolved = resolve_recipe(name, profile, overrides, dataset=ctx.task.paper_task)
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from None
-    if (not resamples_vit and profile.architecture == "vit" and own["input_size"] == "recipe"
-            and tuple(resolved.recipe.input.size) != tuple(profile.input_size)):
-        # the recipe's grid needs the position embedding resampled, which this protocol does not do yet:
-        # train at the native size, said in the result's options
-        resolved = resolve_recipe(name, profile, {**overrides, "input.size": list(profile.input_size)},
-                                  dataset=ctx.task.paper_task)
-        own["input_size"] = "native (this protocol does not resample position embeddings yet)"
     if resolved.recipe.task != task_kind:
         raise ConfigError(f"{where}: recipe {name!r} is a {resolved.recipe.task} recipe, not {task_kind}")
     own["recipe"] = resolved.name
     return resolved, own
+
+
+def resample_for_recipe(ctx: ProtocolContext, resolved: ResolvedRecipe, encoder: Any) -> Any:
+    """The recipe's position-embedding step on the training copy ``encoder`` (the image and text ReID fine-tunes):
+    what :func:`~plipbench.models.resize.resize_backbone_input` did, or why nothing was done."""
+    from plipbench.models.resize import resize_backbone_input
+
+    recipe, profile = resolved.recipe, resolved.backbone
+    size = tuple(recipe.input.size)
+    if profile.architecture != "vit":
+        return f"n/a ({profile.architecture})"
+    if size == tuple(profile.input_size):
+        return f"unchanged (the backbone's own size {size[0]}x{size[1]})"
+    spec = recipe.position_embedding
+    if spec is None or not spec.resample:
+        raise ConfigError(f"task {ctx.task.name}: recipe {resolved.name!r} trains at {size[0]}x{size[1]}, not the "
+                          f"ViT's own {profile.input_size[0]}x{profile.input_size[1]}, with position_embedding."
+                          "resample off; set position_embedding.resample=true or input_size=native")
+    try:
+        return resize_backbone_input(encoder, size, interpolation=spec.interpolation)
+    except ConfigError as err:
+        raise ConfigError(f"task {ctx.task.name}: recipe {resolved.name!r}: {err}") from None
 
 
 def recipe_details(resolved: ResolvedRecipe) -> dict[str, Any]:

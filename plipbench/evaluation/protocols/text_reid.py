@@ -426,7 +426,9 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     name rules) and per-epoch schedule; its losses: CMPM (:func:`identity_contrastive_loss`) + CMPC (classifier
     at ``lr x classifier_lr_factor``), or IRRA's SDM + shared-classifier ID loss. IRRA's MLM (a cross-modal
     transformer and an MLM head over the text tokens) is left out: the backbones expose no token-level text
-    output; ``details.left_out`` says so. Selection: best val R@1 where a val split exists, else the last
+    output; ``details.left_out`` says so. A ViT image tower is resampled to the recipe's size (IRRA's
+    ``resize_pos_embed``; :func:`~plipbench.evaluation.protocols.recipe_run.resample_for_recipe`, recorded in
+    ``details.position_embedding``). Selection: best val R@1 where a val split exists, else the last
     epoch; ``selection: test`` is recorded as the paper-compatible mode but never selects on test here.
     """
     import torch
@@ -436,6 +438,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         EpochScheduler,
         RecipeImages,
         recipe_details,
+        resample_for_recipe,
         resolve_protocol_recipe,
     )
     from plipbench.evaluation.protocols.samplers import RandomBatchSampler
@@ -456,6 +459,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     samples = _caption_samples(train) if recipe.augment.captions == "each" else train
     labels, num_classes = relabel([r.pid for r in samples])
     model = training_copy(ctx.backbone, device)
+    position = resample_for_recipe(ctx, resolved, model)  # IRRA's resize_pos_embed to 384 x 128 for a ViT
     model.image_transform = model.image_transform.model_copy(update={
         "size": tuple(recipe.input.size), "mean": resolved.mean, "std": resolved.std,
         "interpolation": recipe.input.test_interpolation, "resize": "stretch", "crop_pct": 1.0})
@@ -488,8 +492,6 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     left_out = []
     if losses.mlm is not None and losses.mlm.enabled:
         left_out.append("mlm (IRRA's cross-modal MLM head: no token-level text output in the Backbone contract)")
-    if recipe.position_embedding is not None and recipe.position_embedding.resample:
-        left_out.append("position-embedding resampling (a ViT trains at its native size)")
     if recipe.precision != "fp32":
         left_out.append(f"precision {recipe.precision} (trained in fp32)")
 
@@ -536,7 +538,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     details.update(
         selection="best val R@1" if record.best_epoch is not None else "last-epoch",
         selection_mode="paper-compatible (test)" if resolved.paper_compatible else "val",
-        selected_epoch=record.selected_epoch, steps=record.steps, left_out=left_out,
+        selected_epoch=record.selected_epoch, steps=record.steps, left_out=left_out, position_embedding=position,
         train_loss=[{k: round(v, 6) for k, v in epoch.items()} for epoch in record.losses],
         val_R1=[round(x, 6) for x in record.val_curve],
         epoch_lr=[[float(f"{lr:.6g}") for lr in lrs] for lrs in scheduler.epoch_lrs],
