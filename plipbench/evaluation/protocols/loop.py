@@ -27,6 +27,7 @@ from plipbench.errors import PlipbenchError
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+    from plipbench.evaluation.protocols.accel import Acceleration
     from plipbench.evaluation.resume import FineTuneCheckpoint
 
 
@@ -202,6 +203,19 @@ def _restore(state: dict[str, Any], tensors: dict[str, torch.Tensor], train_modu
     return record, best
 
 
+def _scaled_step(scaler: Any, loss: torch.Tensor, optimizer: Any, parameters: Sequence[Any],
+                 clip_grad_norm: float | None) -> None:
+    """fp16's backward and step: scaled loss, gradients unscaled before clipping, the step skipped on inf/NaN."""
+    import torch
+
+    scaler.scale(loss).backward()
+    if clip_grad_norm is not None:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(parameters, clip_grad_norm)
+    scaler.step(optimizer)
+    scaler.update()
+
+
 # -- the loop ---------------------------------------------------------------------------------------------
 def fine_tune_loop(
     loader: Any, sampler: Any, dataset: Any, optimizer: Any, scheduler: Any, *,
@@ -210,6 +224,7 @@ def fine_tune_loop(
     validate: Callable[[], float] | None = None, state_module: Any = None,
     clip_grad_norm: float | None = None, checkpoint: FineTuneCheckpoint | None = None,
     progress: bool = False, device: str = "cpu", label: str = "fine-tune",
+    accel: Acceleration | None = None,
 ) -> FineTuneRecord:
     """The epoch loop every fine-tune protocol shares.
 
@@ -225,7 +240,14 @@ def fine_tune_loop(
     parts, the learning rate and the ETA. Under torchrun: DistributedDataParallel (see the module docstring).
     The parameters the optimizer holds outside ``train_modules`` (a bare classifier matrix) are checkpointed
     and all-reduced too.
+
+    ``accel`` (:class:`~plipbench.evaluation.protocols.accel.Acceleration`): each ``step`` runs under its autocast
+    (and through ``torch.compile`` if asked); with fp16 a GradScaler scales the backward, unscales the gradients
+    before clipping and steps the optimizer (skipping steps with inf/NaN gradients), and its state is saved in
+    the checkpoint. None (or fp32 without a scaler): the plain loop, bit for bit.
     """
+    import contextlib
+
     import torch
 
     from plipbench.evaluation.protocols._training import state_copy
@@ -239,14 +261,22 @@ def fine_tune_loop(
     forward = step
     if world > 1:
         forward = _ddp(train_modules, extra, step, device)
-        loader = torch.utils.data.DataLoader(dataset, batch_sampler=RankShard(sampler, rank, world),
+        loader = torch.utils.data.DataLoader(loader.dataset, batch_sampler=RankShard(loader.batch_sampler, rank, world),
                                              num_workers=loader.num_workers, collate_fn=loader.collate_fn,
-                                             generator=loader.generator)
+                                             generator=loader.generator, pin_memory=loader.pin_memory,
+                                             persistent_workers=loader.persistent_workers)
+    # acceleration (accel.py): autocast around the step, optional compile, a GradScaler for fp16
+    autocast = accel.autocast if accel is not None else contextlib.nullcontext
+    scaler = accel.scaler() if accel is not None else None
+    if accel is not None:
+        forward = accel.compiled(forward)
     start = 0
     if checkpoint is not None:
         stored = checkpoint.begin()
         if stored is not None:
             record, best = _restore(*stored, train_modules, extra, optimizer, scheduler, loader, device)
+            if scaler is not None and "grad_scaler" in stored[0]:
+                scaler.load_state_dict(stored[0]["grad_scaler"])
             start = stored[0]["epoch"] + 1
     bar = _progress(progress)
     with bar:
@@ -265,14 +295,18 @@ def fine_tune_loop(
             sums: dict[str, float] = {}
             seen = 0
             for index, batch in enumerate(loader):
-                loss, parts, weight = forward(batch)
+                with autocast():
+                    loss, parts, weight = forward(batch)
                 if sizes is not None:  # the full batch's mean, whatever the shard sizes (module docstring)
                     loss = loss * (world * len(batch[-1]) / sizes[index])
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if clip_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(parameters, clip_grad_norm)
-                optimizer.step()
+                if scaler is None:
+                    loss.backward()
+                    if clip_grad_norm is not None:
+                        torch.nn.utils.clip_grad_norm_(parameters, clip_grad_norm)
+                    optimizer.step()
+                else:
+                    _scaled_step(scaler, loss, optimizer, parameters, clip_grad_norm)
                 scheduler.step()
                 for name, value in parts.items():
                     sums[name] = sums.get(name, 0.0) + value.item() * weight
@@ -297,8 +331,10 @@ def fine_tune_loop(
                     best, record.best_epoch = (record.val_curve[-1], state_copy(state_module)), epoch
             record.curve.append(point)
             if checkpoint is not None:
-                checkpoint.save(epoch, *_capture(record, best, train_modules, extra, optimizer, scheduler, loader,
-                                                 device))
+                state, tensors = _capture(record, best, train_modules, extra, optimizer, scheduler, loader, device)
+                if scaler is not None:
+                    state["grad_scaler"] = scaler.state_dict()
+                checkpoint.save(epoch, state, tensors)
             if progress:
                 bar.console.print(f"{label} epoch {epoch + 1}/{epochs}: {_parts_text(record.losses[-1])}, "
                                   f"lr {point['lr']:.2e}" + (f", val {point['val']:.4f}" if "val" in point else "")
