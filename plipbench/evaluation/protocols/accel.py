@@ -62,7 +62,7 @@ class Acceleration:
     grad_scaler: bool = False  # a GradScaler around backward and step (fp16)
     channels_last: bool = False
     compile: bool = False
-    compile_backend: str = "inductor"
+    compile_backend: Any = "inductor"  # a torch.compile backend (a name or a callable)
     num_workers: int = 0
     pin_memory: bool = False
     persistent_workers: bool = False
@@ -137,7 +137,7 @@ class Acceleration:
         return {"precision": self.precision, "precision_requested": self.requested,
                 "autocast_dtype": None if self.precision == "fp32" else str(self.autocast_dtype).removeprefix(
                     "torch."), "grad_scaler": self.grad_scaler, "channels_last": self.channels_last,
-                "compile": self.compile_backend if self.compile else False, "device_type": self.device_type,
+                "compile": str(self.compile_backend) if self.compile else False, "device_type": self.device_type,
                 "num_workers": self.num_workers, "pin_memory": self.pin_memory,
                 "persistent_workers": self.persistent_workers}
 
