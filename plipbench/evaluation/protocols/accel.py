@@ -25,7 +25,9 @@ CPU runs stay deterministic: on CPU the defaults (and ``"auto"``) are plain fp32
 so a CPU result equals one without acceleration.
 
 Wiring a recipe fine-tune (``image_reid.recipe_fine_tune``, ``text_reid`` and ``attributes`` alike): add
-``**ACCEL_OPTIONS`` to the protocol's own options (``recipe_run.RUN_OPTIONS``), then two lines::
+``**ACCEL_OPTIONS`` to the protocol's own options (``recipe_run.RUN_OPTIONS``; the option ``precision`` then
+names the run's precision, and the recipe's field is reached with ``precision: recipe``), then two lines, with
+``profile_backbone`` from :mod:`plipbench.recipes`::
 
     accel = resolve_acceleration(options, ctx.device, architecture=profile_backbone(ctx.backbone).architecture,
                                  recipe_precision=recipe.precision, where=f"task {ctx.task.name}")
@@ -33,7 +35,8 @@ Wiring a recipe fine-tune (``image_reid.recipe_fine_tune``, ``text_reid`` and ``
 
 and pass ``accel=accel`` to :func:`~plipbench.evaluation.protocols.loop.fine_tune_loop`, and
 ``details["acceleration"] = accel.details()``. (``accel.prepare`` applies channels_last to the module in place
-and returns the acceleration, so it fits on the loader line.)
+and returns the acceleration, so it fits on the loader line.) The text ReID fine-tune then drops its
+"precision ... (trained in fp32)" left-out note when ``accel.precision`` is not fp32.
 """
 
 from __future__ import annotations
