@@ -261,7 +261,9 @@ def fine_tune_loop(
     forward = step
     if world > 1:
         forward = _ddp(train_modules, extra, step, device)
-        loader = torch.utils.data.DataLoader(loader.dataset, batch_sampler=RankShard(loader.batch_sampler, rank, world),
+        # loader.dataset / batch_sampler: the protocol's own, or accel's epoch-tagged wrappers around them
+        loader = torch.utils.data.DataLoader(loader.dataset,
+                                             batch_sampler=RankShard(loader.batch_sampler, rank, world),
                                              num_workers=loader.num_workers, collate_fn=loader.collate_fn,
                                              generator=loader.generator, pin_memory=loader.pin_memory,
                                              persistent_workers=loader.persistent_workers)
