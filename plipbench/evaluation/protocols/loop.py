@@ -27,6 +27,7 @@ from plipbench.errors import PlipbenchError
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+    from plipbench.evaluation.protocols.accel import Acceleration
     from plipbench.evaluation.resume import FineTuneCheckpoint
 
 
@@ -228,6 +229,22 @@ def _restore(state: dict[str, Any], tensors: dict[str, torch.Tensor], train_modu
     return record, best
 
 
+def _scaled_step(scaler: Any, loss: torch.Tensor, optimizer: Any, parameters: Sequence[Any],
+                 clip_grad_norm: float | None, extra_optimizers: Sequence[Any] = ()) -> None:
+    """fp16's backward and step: scaled loss, gradients unscaled before clipping, the step skipped on inf/NaN;
+    the extra optimizers (not clipped) are stepped through the same scaler, which is updated once."""
+    import torch
+
+    scaler.scale(loss).backward()
+    if clip_grad_norm is not None:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(parameters, clip_grad_norm)
+    scaler.step(optimizer)
+    for extra_optimizer in extra_optimizers:
+        scaler.step(extra_optimizer)
+    scaler.update()
+
+
 # -- the loop ---------------------------------------------------------------------------------------------
 def fine_tune_loop(
     loader: Any, sampler: Any, dataset: Any, optimizer: Any, scheduler: Any, *,
@@ -237,6 +254,7 @@ def fine_tune_loop(
     clip_grad_norm: float | None = None, checkpoint: FineTuneCheckpoint | None = None,
     progress: bool = False, device: str = "cpu", label: str = "fine-tune",
     extra_optimizers: Sequence[Any] = (),
+    accel: Acceleration | None = None,
 ) -> FineTuneRecord:
     """The epoch loop every fine-tune protocol shares.
 
@@ -257,7 +275,14 @@ def fine_tune_loop(
     their :class:`~plipbench.evaluation.protocols.losses.CenterSGD`); their parameters belong to a module in
     ``train_modules`` (checkpointed, all-reduced). Each is zeroed with the main one, stepped right after the main
     step (before the scheduler), not clipped, and its state is checkpointed and restored on resume.
+
+    ``accel`` (:class:`~plipbench.evaluation.protocols.accel.Acceleration`): each ``step`` runs under its autocast
+    (and through ``torch.compile`` if asked); with fp16 a GradScaler scales the backward, unscales the gradients
+    before clipping and steps the optimizer (skipping steps with inf/NaN gradients), and its state is saved in
+    the checkpoint. None (or fp32 without a scaler): the plain loop, bit for bit.
     """
+    import contextlib
+
     import torch
 
     from plipbench.evaluation.protocols._training import state_copy
@@ -271,9 +296,17 @@ def fine_tune_loop(
     forward = step
     if world > 1:
         forward = _ddp(train_modules, extra, step, device)
-        loader = torch.utils.data.DataLoader(dataset, batch_sampler=RankShard(sampler, rank, world),
+        # loader.dataset / batch_sampler: the protocol's own, or accel's epoch-tagged wrappers around them
+        loader = torch.utils.data.DataLoader(loader.dataset,
+                                             batch_sampler=RankShard(loader.batch_sampler, rank, world),
                                              num_workers=loader.num_workers, collate_fn=loader.collate_fn,
-                                             generator=loader.generator)
+                                             generator=loader.generator, pin_memory=loader.pin_memory,
+                                             persistent_workers=loader.persistent_workers)
+    # acceleration (accel.py): autocast around the step, optional compile, a GradScaler for fp16
+    autocast = accel.autocast if accel is not None else contextlib.nullcontext
+    scaler = accel.scaler() if accel is not None else None
+    if accel is not None:
+        forward = accel.compiled(forward)
     start = 0
     if checkpoint is not None:
         stored = checkpoint.begin()
@@ -281,6 +314,8 @@ def fine_tune_loop(
             record, best = _restore(*stored, train_modules, extra, optimizer, scheduler, loader, device)
             if extra_optimizers:
                 _restore_extra(*stored, extra_optimizers)
+            if scaler is not None and "grad_scaler" in stored[0]:
+                scaler.load_state_dict(stored[0]["grad_scaler"])
             start = stored[0]["epoch"] + 1
     bar = _progress(progress)
     with bar:
@@ -299,18 +334,22 @@ def fine_tune_loop(
             sums: dict[str, float] = {}
             seen = 0
             for index, batch in enumerate(loader):
-                loss, parts, weight = forward(batch)
+                with autocast():
+                    loss, parts, weight = forward(batch)
                 if sizes is not None:  # the full batch's mean, whatever the shard sizes (module docstring)
                     loss = loss * (world * len(batch[-1]) / sizes[index])
                 optimizer.zero_grad(set_to_none=True)
                 for extra_optimizer in extra_optimizers:
                     extra_optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if clip_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(parameters, clip_grad_norm)
-                optimizer.step()
-                for extra_optimizer in extra_optimizers:
-                    extra_optimizer.step()
+                if scaler is None:
+                    loss.backward()
+                    if clip_grad_norm is not None:
+                        torch.nn.utils.clip_grad_norm_(parameters, clip_grad_norm)
+                    optimizer.step()
+                    for extra_optimizer in extra_optimizers:
+                        extra_optimizer.step()
+                else:
+                    _scaled_step(scaler, loss, optimizer, parameters, clip_grad_norm, extra_optimizers)
                 scheduler.step()
                 for name, value in parts.items():
                     sums[name] = sums.get(name, 0.0) + value.item() * weight
@@ -338,6 +377,8 @@ def fine_tune_loop(
                 state, tensors = _capture(record, best, train_modules, extra, optimizer, scheduler, loader, device)
                 if extra_optimizers:
                     _capture_extra(state, tensors, extra_optimizers)
+                if scaler is not None:
+                    state["grad_scaler"] = scaler.state_dict()
                 checkpoint.save(epoch, state, tensors)
             if progress:
                 bar.console.print(f"{label} epoch {epoch + 1}/{epochs}: {_parts_text(record.losses[-1])}, "
