@@ -3,7 +3,7 @@ images/s, peak memory and feature-extraction speed that project the full recipe'
 
     python benchmarks/recipes.py [--device cpu|cuda] [--recipes bot,transreid,...] [--steps 20]
                                  [--warmup-steps 3] [--batch-size N] [--identities N] [--workers N]
-                                 [--threads N] [--backbone RECIPE=SPEC] [--json OUT]
+                                 [--threads N] [--backbone RECIPE=SPEC] [--json OUT] [--in-process]
 
 Protocol choices (each is in the JSON):
 
@@ -27,7 +27,8 @@ Protocol choices (each is in the JSON):
 - **Memory:** CUDA: ``torch.cuda.max_memory_allocated`` (and reserved) over the timed steps, the peak statistics
   reset at the end of the warm-up (model, optimizer state and activations). CPU: the process's peak resident
   set (``VmHWM``, reset at the end of the warm-up through ``/proc/self/clear_refs``) minus the resident set
-  before the fine-tune started (the frozen backbone and the data already loaded).
+  before the fine-tune started (the frozen backbone and the data already loaded). Each recipe runs in a fresh
+  process (unless ``--in-process``), so that no recipe reuses memory an earlier one freed.
 - **Eval:** images/s of the test feature extraction after training (``FeatureStore.encode_images_with``: the
   decoded-image cache, warmed before timing, then normalisation and forward; the text encoding of captions is
   not in it).
@@ -390,7 +391,41 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone", action="append", default=[], metavar="RECIPE=SPEC",
                    help="another backbone for one recipe, e.g. bot=random:timm/resnet18")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the figures as JSON")
+    p.add_argument("--in-process", action="store_true",
+                   help="run every recipe in this process (default: one fresh process each, so that the CPU "
+                        "peak-memory deltas do not reuse an earlier recipe's freed memory)")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # one recipe, JSON only, no table
     return p
+
+
+def _child_argv(args: argparse.Namespace, name: str, out: Path) -> list[str]:
+    """The command line that benchmarks ``name`` alone in a fresh process with the same settings."""
+    argv = [sys.executable, str(Path(__file__).resolve()), "--child", "--recipes", name, "--json", str(out),
+            "--device", args.device, "--steps", str(args.steps), "--warmup-steps", str(args.warmup_steps),
+            "--workers", str(args.workers), "--eval-batch-size", str(args.eval_batch_size)]
+    for flag, value in (("--batch-size", args.batch_size), ("--identities", args.identities),
+                        ("--threads", args.threads)):
+        if value is not None:
+            argv += [flag, str(value)]
+    for pair in args.backbone:
+        argv += ["--backbone", pair]
+    return argv
+
+
+def _bench_isolated(args: argparse.Namespace, name: str) -> dict[str, Any]:
+    import subprocess
+    import tempfile
+
+    from plipbench.errors import PlipbenchError
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "one.json"
+        done = subprocess.run(_child_argv(args, name, out), capture_output=True, text=True)
+        if done.returncode != 0 or not out.is_file():
+            lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+            raise PlipbenchError(f"benchmark {name} failed (exit {done.returncode}): "
+                                 f"{lines[-1] if lines else 'no message'}")
+        return json.loads(out.read_text())["results"][0]
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -418,6 +453,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results = []
     for name in names:
         if name in skipped:
+            continue
+        if not (args.in_process or args.child):
+            results.append(_bench_isolated(args, name))
             continue
         results.append(bench_recipe(name, device=args.device, steps=args.steps, warmup=args.warmup_steps,
                                     batch_size=args.batch_size, identities=args.identities, workers=args.workers,
@@ -474,7 +512,8 @@ def render(report: dict[str, Any]) -> None:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parser().parse_args(argv)
     report = run(args)
-    render(report)
+    if not args.child:
+        render(report)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")

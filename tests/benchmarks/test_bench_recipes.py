@@ -95,6 +95,7 @@ def test_recipes_benchmark_writes_positive_figures(tmp_path: Path, monkeypatch: 
     (["--backbone", "bot"], "--backbone wants RECIPE=SPEC"),
     (["--steps", "0"], "--steps and --warmup-steps must be >= 1"),
     (["--device", "tpu"], "--device must be cpu or cuda"),
+    (["--recipes", "bot", "--backbone", "bot=random:nope/x"], "benchmark bot failed (exit 2): error: random: unknown"),
 ])
 def test_bad_input_is_one_line_exit_2(args: list[str], message: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
