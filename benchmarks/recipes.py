@@ -27,7 +27,8 @@ Protocol choices (each is in the JSON):
 - **Memory:** CUDA: ``torch.cuda.max_memory_allocated`` (and reserved) over the timed steps, the peak statistics
   reset at the end of the warm-up (model, optimizer state and activations). CPU: the process's peak resident
   set (``VmHWM``, reset at the end of the warm-up through ``/proc/self/clear_refs``) minus the resident set
-  before the fine-tune started (the frozen backbone and the data already loaded). Each recipe runs in a fresh
+  before the fine-tune started (the frozen backbone and the data already loaded; loader workers' memory is not
+  counted). Each recipe runs in a fresh
   process (unless ``--in-process``), so that no recipe reuses memory an earlier one freed.
 - **Eval:** images/s of the test feature extraction after training (``FeatureStore.encode_images_with``: the
   decoded-image cache, warmed before timing, then normalisation and forward; the text encoding of captions is
@@ -192,12 +193,15 @@ def build_backbone(bench: RecipeBench, spec: str | None, device: str, input_size
 
     from plipbench.models import create_backbone
     from plipbench.recipes import profile_backbone, resample_position_embedding
+    from plipbench.recipes.backbones import build_without_weights
 
-    kwargs = bench.backbone_kwargs if spec is None else {}
-    spec = spec or bench.backbone
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        backbone = create_backbone(spec, device=device, **kwargs)
+        if spec is None:
+            backbone = create_backbone(bench.backbone, device=device, **bench.backbone_kwargs)
+        else:  # a --backbone override: without weights where its family allows (pretrained=False)
+            backbone = build_without_weights(spec)
+            backbone.to(device)
     if profile_backbone(backbone).architecture != "vit":
         return backbone
     visual = getattr(backbone.module, "visual", None)
