@@ -2,7 +2,7 @@
 # The recipe-throughput benchmark on one lent GPU (an H200 in this project), in about 5 minutes:
 # benchmarks/recipes.py --device cuda at every recipe's real batch (no --batch-size override), 5 warm-up
 # + 30 timed steps each, 8 loader workers, twins large enough that one epoch holds all 35 steps (800
-# identities: 2,400 Market-twin train images; 1,600: 4,500 CUHK-twin image-caption pairs).
+# identities: 2,400 Market-twin train images; 1,700: about 4,800 CUHK-twin image-caption pairs).
 #
 #   OUT=/path/to/out bash benchmarks/gpu_recipes.sh        (the device runner sets $OUT)
 #
@@ -28,7 +28,7 @@ run() {  # one invocation per twin size, so each twin is generated once; a failu
 }
 {
   run --recipes bot,transreid --identities 800 --json "$OUT/recipes-cuda-image.json"
-  run --recipes plip-cmpmc,irra,rethinking,solider-par --identities 1600 --json "$OUT/recipes-cuda-text.json"
+  run --recipes plip-cmpmc,irra,rethinking,solider-par --identities 1700 --json "$OUT/recipes-cuda-text.json"
 } 2>&1 | tee "$OUT/recipes-cuda.log"
 "$PYTHON" - "$OUT" <<'EOF'
 import json, sys
