@@ -219,7 +219,7 @@ def build_backbone(bench: RecipeBench, spec: str | None, device: str, input_size
                                        f"it trains at {input_size[0]}x{input_size[1]}")
     patch_embed = getattr(backbone.module, "patch_embed", None)
     built = tuple(getattr(patch_embed, "img_size", None) or ())
-    if pos is None and built and built != tuple(input_size):
+    if not (pos is not None and hasattr(visual, "grid_size")) and built != tuple(input_size):
         return backbone  # a ViT of another size: the fine-tune trains it at its native size and says so
     backbone.image_transform = backbone.image_transform.model_copy(
         update={"size": tuple(input_size), "resize": "stretch", "crop_pct": 1.0})
