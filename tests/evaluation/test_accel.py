@@ -86,17 +86,17 @@ def same_state(a, b) -> bool:
 
 # -- resolution ----------------------------------------------------------------------------------------------
 def test_cpu_defaults_are_plain_fp32() -> None:
-    for options in ({}, {"precision": "auto"}, {"precision": "recipe", "channels_last": "auto"}):
+    for options in ({}, {"autocast": "auto"}, {"autocast": "recipe", "channels_last": "auto"}):
         accel = resolve_acceleration(options, "cpu", architecture="cnn", recipe_precision="amp")
         assert accel.is_default and accel.precision == "fp32" and accel.scaler() is None
         assert accel.loader_kwargs() == {"num_workers": 0, "pin_memory": False}
-    details = resolve_acceleration({"precision": "auto"}, "cpu").details()
+    details = resolve_acceleration({"autocast": "auto"}, "cpu").details()
     assert details["precision"] == "fp32" and details["precision_requested"] == "auto"
     assert details["autocast_dtype"] is None and details["compile"] is False
 
 
 def test_cpu_bf16_when_asked_and_workers() -> None:
-    accel = resolve_acceleration({"precision": "bf16", "num_workers": 2, "compile": True}, "cpu")
+    accel = resolve_acceleration({"autocast": "bf16", "num_workers": 2, "compile": True}, "cpu")
     assert accel.precision == "bf16" and accel.autocast_dtype == torch.bfloat16 and not accel.grad_scaler
     assert accel.loader_kwargs() == {"num_workers": 2, "pin_memory": False, "persistent_workers": True}
     assert accel.details()["autocast_dtype"] == "bfloat16" and accel.details()["compile"] == "inductor"
@@ -105,18 +105,18 @@ def test_cpu_bf16_when_asked_and_workers() -> None:
 @pytest.mark.parametrize("supports_bf16, expected", [(True, "bf16"), (False, "fp16")])
 def test_cuda_auto_prefers_bf16_else_fp16_with_a_scaler(monkeypatch, supports_bf16, expected) -> None:
     monkeypatch.setattr(accel_module, "_bf16_supported", lambda device: supports_bf16)
-    for options in ({"precision": "auto"}, {"precision": "recipe"}):
+    for options in ({"autocast": "auto"}, {"autocast": "recipe"}):
         accel = resolve_acceleration(options, "cuda:0", architecture="cnn", recipe_precision="amp")
         assert accel.precision == expected and accel.grad_scaler == (expected == "fp16")
         assert accel.channels_last and accel.pin_memory and accel.device_type == "cuda"
     assert not resolve_acceleration({}, "cuda", architecture="vit").channels_last
-    assert resolve_acceleration({"precision": "recipe"}, "cuda", recipe_precision="fp32").precision == "fp32"
+    assert resolve_acceleration({"autocast": "recipe"}, "cuda", recipe_precision="fp32").precision == "fp32"
 
 
 @pytest.mark.parametrize("options, device, needle", [
-    ({"precision": "fp8"}, "cpu", "'fp32', 'bf16', 'fp16', 'auto', 'recipe'"),
-    ({"precision": "fp16"}, "cpu", "fp16 needs a CUDA device"),
-    ({"precision": "recipe"}, "cpu", "'recipe' needs a recipe"),
+    ({"autocast": "fp8"}, "cpu", "'fp32', 'bf16', 'fp16', 'auto', 'recipe'"),
+    ({"autocast": "fp16"}, "cpu", "fp16 needs a CUDA device"),
+    ({"autocast": "recipe"}, "cpu", "'recipe' needs a recipe"),
     ({"channels_last": "yes"}, "cpu", "'auto', true, false"),
     ({"channels_last": 1}, "cpu", "'auto', true, false"),
     ({"channels_last": True}, "cpu", "CNN backbones, not to a vit"),
@@ -133,7 +133,7 @@ def test_bad_options_are_one_line_config_errors(options, device, needle) -> None
 def test_cuda_bf16_refused_where_unsupported(monkeypatch) -> None:
     monkeypatch.setattr(accel_module, "_bf16_supported", lambda device: False)
     with pytest.raises(ConfigError, match="does not support bf16"):
-        resolve_acceleration({"precision": "bf16"}, "cuda")
+        resolve_acceleration({"autocast": "bf16"}, "cuda")
 
 
 # -- the loop ------------------------------------------------------------------------------------------------
@@ -145,7 +145,7 @@ def test_default_acceleration_equals_no_acceleration_exactly() -> None:
 
 def test_cpu_bf16_autocast_is_close_to_fp32_but_not_equal() -> None:
     fp32, fp32_state = run(None)
-    bf16, bf16_state = run(resolve_acceleration({"precision": "bf16"}, "cpu"))
+    bf16, bf16_state = run(resolve_acceleration({"autocast": "bf16"}, "cpu"))
     a, b = [e["ce"] for e in fp32.losses], [e["ce"] for e in bf16.losses]
     assert a != b and a == pytest.approx(b, rel=3e-2)
     assert all(v.dtype == fp32_state[k].dtype for k, v in bf16_state.items())  # the weights stay fp32

@@ -52,7 +52,7 @@ BEFORE = {
 }
 # recipe_run.RUN_OPTIONS plus the text fine-tune's extra ``directions``: a recipe run's own options
 BEFORE_RECIPE_RUN = {"recipe": None, "input_size": "recipe", "max_steps": None, "num_workers": 0, "sync_bn": False,
-                     "directions": ["t2i"]}
+                     "autocast": "recipe", "channels_last": "auto", "compile": False, "directions": ["t2i"]}
 WHERE = "task t, protocol p (kind base)"
 
 

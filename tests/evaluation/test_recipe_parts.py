@@ -226,3 +226,18 @@ def test_extra_optimizers_step_and_resume_exactly(tmp_path):
     assert any(k.startswith("extra_optimizer.0.optimizer.") and k.endswith("momentum_buffer") for k in tensors)
     resumed_model, resumed_extra = _loop_run(FineTuneCheckpoint(tmp_path / "ckpt", spec, resume=True))
     assert torch.equal(resumed_model.weight, model.weight) and torch.equal(resumed_extra.weight, extra.weight)
+
+
+# -- acceleration in a recipe run ---------------------------------------------------------------------------
+def test_a_recipe_run_records_its_acceleration_and_cpu_bf16_moves_the_numbers(market):
+    plain = _run(market, {**CENTER, "max_steps": 2})
+    accel = plain.details["acceleration"]
+    assert accel["precision"] == "fp32" and accel["precision_requested"] == "recipe"  # bot is fp32; CPU anyway
+    assert accel["channels_last"] is False and accel["compile"] is False
+    again = _run(market, {**CENTER, "max_steps": 2, "autocast": "fp32"})
+    assert again.scores == plain.scores  # the default on CPU is the plain fp32 loop
+    bf16 = _run(market, {**CENTER, "max_steps": 2, "autocast": "bf16"})
+    assert bf16.details["acceleration"]["precision"] == "bf16"
+    assert bf16.details["train_loss"] != plain.details["train_loss"]  # autocast really ran
+    with pytest.raises(ConfigError, match="option 'autocast'.*fp16 needs a CUDA device"):
+        _run(market, {**CENTER, "max_steps": 1, "autocast": "fp16"})

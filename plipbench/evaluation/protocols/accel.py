@@ -3,7 +3,7 @@
 
 Protocol choices (every one is written into the result, :meth:`Acceleration.details`):
 
-- ``precision`` (default ``"fp32"``): ``"fp32"`` runs as before, bit for bit. ``"bf16"``: ``torch.autocast``
+- ``autocast`` (default ``"fp32"``; ``"recipe"`` in the recipe fine-tunes): ``"fp32"`` runs as before, bit for bit. ``"bf16"``: ``torch.autocast``
   with bfloat16 around each training step (forward and losses); on CUDA the device must support bf16, on CPU it
   runs when asked (never chosen automatically). ``"fp16"``: autocast float16 plus a
   :class:`torch.amp.GradScaler` (scaled backward, gradients unscaled before clipping, steps with inf/NaN
@@ -24,19 +24,12 @@ Protocol choices (every one is written into the result, :meth:`Acceleration.deta
 CPU runs stay deterministic: on CPU the defaults (and ``"auto"``) are plain fp32, no channels_last, no compile,
 so a CPU result equals one without acceleration.
 
-Wiring a recipe fine-tune (``image_reid.recipe_fine_tune``, ``text_reid`` and ``attributes`` alike): add
-``**ACCEL_OPTIONS`` to the protocol's own options (``recipe_run.RUN_OPTIONS``; the option ``precision`` then
-names the run's precision, and the recipe's field is reached with ``precision: recipe``), then two lines, with
-``profile_backbone`` from :mod:`plipbench.recipes`::
-
-    accel = resolve_acceleration(options, ctx.device, architecture=profile_backbone(ctx.backbone).architecture,
-                                 recipe_precision=recipe.precision, where=f"task {ctx.task.name}")
-    loader = accelerated_loader(dataset, sampler, accel.prepare(encoder.module))  # instead of training_loader
-
-and pass ``accel=accel`` to :func:`~plipbench.evaluation.protocols.loop.fine_tune_loop`, and
-``details["acceleration"] = accel.details()``. (``accel.prepare`` applies channels_last to the module in place
-and returns the acceleration, so it fits on the loader line.) The text ReID fine-tune then drops its
-"precision ... (trained in fp32)" left-out note when ``accel.precision`` is not fp32.
+The recipe fine-tunes (image ReID, text ReID, attributes) take these options (``recipe_run.RUN_OPTIONS``) with
+``autocast: recipe`` by default: the reference's own precision on CUDA (TransReID's AMP, IRRA's fp16 weights as
+autocast), fp32 on CPU. The option is called ``autocast`` so that it does not shadow the recipe's ``precision``
+field, which stays a recipe override. Each builds its training loader with :func:`accelerated_loader`, passes
+``accel=`` to :func:`~plipbench.evaluation.protocols.loop.fine_tune_loop` and records
+``details["acceleration"]`` (:meth:`Acceleration.details`).
 """
 
 from __future__ import annotations
@@ -49,7 +42,7 @@ from typing import Any
 from plipbench.errors import ConfigError
 
 #: the acceleration options of a fine-tune protocol and their defaults (``num_workers`` is the loader's own)
-ACCEL_OPTIONS: dict[str, Any] = {"precision": "fp32", "channels_last": "auto", "compile": False}
+ACCEL_OPTIONS: dict[str, Any] = {"autocast": "fp32", "channels_last": "auto", "compile": False}
 PRECISIONS = ("fp32", "bf16", "fp16", "auto", "recipe")
 CHANNELS_LAST = ("auto", True, False)
 
@@ -164,32 +157,32 @@ def _bf16_supported(device: str) -> bool:
 
 def resolve_acceleration(options: Mapping[str, Any], device: str, *, architecture: str | None = None,
                          recipe_precision: str | None = None, where: str = "fine-tune") -> Acceleration:
-    """The :class:`Acceleration` of ``options`` (``precision``, ``channels_last``, ``compile``, ``num_workers``;
+    """The :class:`Acceleration` of ``options`` (``autocast``, ``channels_last``, ``compile``, ``num_workers``;
     missing ones take :data:`ACCEL_OPTIONS`' defaults) on ``device``. ``architecture`` ("cnn", "vit", "swin")
-    decides channels_last; ``recipe_precision`` is the recipe's field, for ``precision: recipe``. A bad value:
+    decides channels_last; ``recipe_precision`` is the recipe's field, for ``autocast: recipe``. A bad value:
     a one-line :class:`ConfigError` naming the allowed ones."""
     merged = {**ACCEL_OPTIONS, "num_workers": 0, **{k: v for k, v in options.items()
                                                     if k in (*ACCEL_OPTIONS, "num_workers")}}
     device_type = "cuda" if str(device).startswith("cuda") else "cpu"
     if device_type == "cpu" and str(device) != "cpu":
         raise ConfigError(f"{where}: acceleration supports the devices cpu and cuda[:N], not {device!r}")
-    requested = merged["precision"]
+    requested = merged["autocast"]
     if requested not in PRECISIONS:
-        raise ConfigError(f"{where}: option 'precision' expects one of {', '.join(map(repr, PRECISIONS))}, "
+        raise ConfigError(f"{where}: option 'autocast' expects one of {', '.join(map(repr, PRECISIONS))}, "
                           f"got {requested!r}")
     precision = requested
     if precision == "recipe":
         if recipe_precision is None:
-            raise ConfigError(f"{where}: option 'precision': 'recipe' needs a recipe; use one of 'fp32', 'bf16', "
+            raise ConfigError(f"{where}: option 'autocast': 'recipe' needs a recipe; use one of 'fp32', 'bf16', "
                               "'fp16', 'auto'")
         precision = "fp32" if recipe_precision == "fp32" else "auto"
     if precision == "auto":
         precision = "fp32" if device_type == "cpu" else ("bf16" if _bf16_supported(device) else "fp16")
     if precision == "fp16" and device_type == "cpu":
-        raise ConfigError(f"{where}: option 'precision': fp16 needs a CUDA device (fp16 autocast with a gradient "
+        raise ConfigError(f"{where}: option 'autocast': fp16 needs a CUDA device (fp16 autocast with a gradient "
                           f"scaler); on {device} use 'fp32' or 'bf16'")
     if precision == "bf16" and device_type == "cuda" and not _bf16_supported(device):
-        raise ConfigError(f"{where}: option 'precision': {device} does not support bf16; use 'fp16' or 'auto'")
+        raise ConfigError(f"{where}: option 'autocast': {device} does not support bf16; use 'fp16' or 'auto'")
     layout = merged["channels_last"]
     if layout not in CHANNELS_LAST or not isinstance(layout, (str, bool)):
         raise ConfigError(f"{where}: option 'channels_last' expects one of 'auto', true, false, got {layout!r}")

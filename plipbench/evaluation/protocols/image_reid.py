@@ -285,6 +285,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     import torch
     import torch.nn.functional as F
 
+    from plipbench.evaluation.protocols.accel import accelerated_loader, resolve_acceleration
     from plipbench.evaluation.protocols.heads import bnneck_head, set_last_stride_one
     from plipbench.evaluation.protocols.losses import CenterLoss, CenterSGD
     from plipbench.evaluation.protocols.recipe_run import (
@@ -335,7 +336,9 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     dataset = RecipeImages(train, build_train_transform(resolved), labels, seed=ctx.seed)
     p, k = identity_batch(ctx, resolved)
     sampler, p_eff = pk_sampler([r.pid for r in train], p, k, ctx.seed)
-    loader = training_loader(dataset, sampler, options["num_workers"])
+    accel = resolve_acceleration(options, device, architecture=resolved.backbone.architecture,
+                                 recipe_precision=recipe.precision, where=f"task {ctx.task.name}")
+    loader = accelerated_loader(dataset, sampler, accel.prepare(encoder.module))
     trained = torch.nn.ModuleDict({"encoder": encoder.module, "neck": neck, "classifier": classifier})
     optimizer = build_optimizer(trained, recipe.optimizer)
     scheduler = EpochScheduler(build_lr_scheduler(optimizer, recipe), optimizer, len(loader))
@@ -370,7 +373,8 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
                                 max_steps=options["max_steps"], train_modules=train_modules, step=train_step,
                                 clip_grad_norm=recipe.grad_clip.max_norm if recipe.grad_clip else None,
                                 checkpoint=ctx.checkpoint, progress=ctx.progress, device=device,
-                                label=f"image-reid fine-tune ({resolved.name})", extra_optimizers=extra_optimizers)
+                                label=f"image-reid fine-tune ({resolved.name})", extra_optimizers=extra_optimizers,
+                                accel=accel)
     trained.eval()
     test_model = model if recipe.test.feature == "after-bn" else encoder
     with clock("test_features_s"):
@@ -389,7 +393,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         sampler=sampler.describe(), curve=record.curve,
         last_stride=stride_changes or ("not applied: no ResNet-like last stage" if recipe.last_stride == 1
                                        else "unchanged"),
-        position_embedding=position, drop_path=drop_path,
+        position_embedding=position, drop_path=drop_path, acceleration=accel.details(),
         center_loss="off" if center is None else {
             "weight": center.weight, "lr": center.lr, "feature": center.feature, "centers": [num_classes, dim],
             "optimizer": "SGD, centre gradient x 1/weight before each step (reid-strong-baseline)"},

@@ -169,6 +169,10 @@ class RecipeRunOptions(ProtocolOptions):
     max_steps: int | None = Field(None, ge=1)
     num_workers: int = Field(0, ge=0)
     sync_bn: bool = False
+    autocast: Literal["fp32", "bf16", "fp16", "auto", "recipe"] = Field(
+        "recipe", description="the recipe's precision on CUDA (AMP where the reference uses it), fp32 on CPU")
+    channels_last: Literal["auto"] | bool = Field("auto", description="auto: CNNs on CUDA")
+    compile: bool = Field(False, description="torch.compile the training step")
 
     @classmethod
     def split(cls, given: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

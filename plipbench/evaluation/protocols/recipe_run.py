@@ -37,6 +37,10 @@ RUN_OPTIONS: dict[str, Any] = {
     "max_steps": None,
     "num_workers": 0,
     "sync_bn": False,
+    # acceleration (plipbench.evaluation.protocols.accel): the recipe's own precision on CUDA, fp32 on CPU
+    "autocast": "recipe",
+    "channels_last": "auto",
+    "compile": False,
 }
 
 

@@ -433,6 +433,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     """
     import torch
 
+    from plipbench.evaluation.protocols.accel import accelerated_loader, resolve_acceleration
     from plipbench.evaluation.protocols.losses import sdm_loss, shared_id_loss
     from plipbench.evaluation.protocols.recipe_run import (
         EpochScheduler,
@@ -471,7 +472,9 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     else:
         sampler = RandomBatchSampler(len(samples), recipe.sampler.batch_size, drop_last=recipe.sampler.drop_last,
                                      seed=ctx.seed)
-    loader = training_loader(dataset, sampler, options["num_workers"])
+    accel = resolve_acceleration(options, device, architecture=resolved.backbone.architecture,
+                                 recipe_precision=recipe.precision, where=f"task {ctx.task.name}")
+    loader = accelerated_loader(dataset, sampler, accel.prepare(model.module))
     parts = torch.nn.ModuleDict({"backbone": model.module})
     extra_groups: list[dict[str, Any]] = []
     cmpc_weights = None
@@ -492,8 +495,10 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     left_out = []
     if losses.mlm is not None and losses.mlm.enabled:
         left_out.append("mlm (IRRA's cross-modal MLM head: no token-level text output in the Backbone contract)")
-    if recipe.precision != "fp32":
-        left_out.append(f"precision {recipe.precision} (trained in fp32)")
+    if recipe.precision == "fp16-weights" and accel.precision != "fp32":
+        left_out.append("fp16 weights (IRRA's convert_weights; autocast over fp32 weights instead)")
+    elif recipe.precision != "fp32" and accel.precision == "fp32":
+        left_out.append(f"precision {recipe.precision} (trained in fp32{' on the CPU' if device == 'cpu' else ''})")
 
     def train_step(batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
         images, captions, batch_labels = batch
@@ -526,7 +531,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
                                 validate=validate, state_module=model.module,
                                 clip_grad_norm=recipe.grad_clip.max_norm if recipe.grad_clip else None,
                                 checkpoint=ctx.checkpoint, progress=ctx.progress, device=device,
-                                label=f"text-reid fine-tune ({resolved.name})")
+                                label=f"text-reid fine-tune ({resolved.name})", accel=accel)
     model.module.eval()
     with clock("test_features_s"):
         test_images, test_texts = _encode_with(ctx, model, test_records, test_captions)
@@ -539,6 +544,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         selection="best val R@1" if record.best_epoch is not None else "last-epoch",
         selection_mode="paper-compatible (test)" if resolved.paper_compatible else "val",
         selected_epoch=record.selected_epoch, steps=record.steps, left_out=left_out, position_embedding=position,
+        acceleration=accel.details(),
         train_loss=[{k: round(v, 6) for k, v in epoch.items()} for epoch in record.losses],
         val_R1=[round(x, 6) for x in record.val_curve],
         epoch_lr=[[float(f"{lr:.6g}") for lr in lrs] for lrs in scheduler.epoch_lrs],
