@@ -302,15 +302,16 @@ def test_resumed_recipe_run_with_ema_and_plateau_equals_the_uninterrupted_one(pa
 
 
 # -- misfits -----------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("recipe", "message"), [
-    ("irra", "is a text-reid recipe, not attributes"),  # a text recipe on an attribute task
-    ("solider-par", "is for swin/vit backbones"),    # the transformer recipe on a CNN
-    ("bot", "is a image-reid recipe, not attributes"),  # named before its 10-epoch warm-up fails epochs 2
-    ("nope", "nope"),
+@pytest.mark.parametrize(("recipe", "extra", "message"), [
+    ("irra", {}, "is for vit backbones"),  # a text recipe on an image-only CNN
+    ("solider-par", {}, "is for swin/vit backbones"),  # the transformer recipe on a CNN
+    # an image ReID recipe (short enough to resolve): not an attribute recipe
+    ("bot", {"warmup_epochs": 0, "schedule.milestones": [1]}, "is a image-reid recipe, not attributes"),
+    ("nope", {}, "unknown recipe 'nope'"),
 ])
-def test_a_misfit_recipe_is_a_one_line_config_error(pa100k, recipe, message) -> None:
+def test_a_misfit_recipe_is_a_one_line_config_error(pa100k, recipe, extra, message) -> None:
     with pytest.raises(ConfigError) as err:
-        _run(pa100k, {**SHORT, "recipe": recipe})
+        _run(pa100k, {**SHORT, "recipe": recipe, **extra})
     assert message in str(err.value) and "\n" not in str(err.value)
 
 

@@ -54,7 +54,7 @@ def resolve_protocol_recipe(ctx: ProtocolContext, task_kind: str, extra: Mapping
                             ) -> tuple[ResolvedRecipe, dict[str, Any]]:
     """``(resolved recipe, the protocol's own options)`` for this run; ``extra`` are more own options with
     their defaults (``flip``, ``rerank``). An unknown recipe, a misfit or a bad override: ConfigError."""
-    from plipbench.recipes import default_recipe, load_recipe, profile_backbone, resolve_recipe
+    from plipbench.recipes import default_recipe, profile_backbone, resolve_recipe
 
     own_defaults = {**RUN_OPTIONS, **extra}
     own = {k: ctx.options.get(k, v) for k, v in own_defaults.items()}
@@ -69,9 +69,6 @@ def resolve_protocol_recipe(ctx: ProtocolContext, task_kind: str, extra: Mapping
         overrides.setdefault("input.size", list(profile.input_size))
     where = f"task {ctx.task.name}, protocol {ctx.protocol.name}"
     try:
-        kind = load_recipe(name).task  # a recipe of another task is named as such, before its overrides fail
-        if kind != task_kind:
-            raise ConfigError(f"recipe {name!r} is a {kind} recipe, not {task_kind}")
         resolved = resolve_recipe(name, profile, overrides, dataset=ctx.task.paper_task)
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from None
