@@ -319,3 +319,21 @@ def test_a_bad_override_is_a_one_line_config_error(pa100k) -> None:
     with pytest.raises(ConfigError) as err:
         _run(pa100k, {**SHORT, "classifier_lr_factor": 10})
     assert "\n" not in str(err.value)
+
+
+# -- which fine-tune runs ----------------------------------------------------------------------------------------
+def test_the_paper_suite_attribute_fine_tunes_run_the_recipe_and_the_twins_the_short_one(pa100k) -> None:
+    import dataclasses
+
+    from plipbench.evaluation.protocols.recipe_run import wants_recipe
+    from plipbench.evaluation.tasks import TaskRegistry
+
+    registry = TaskRegistry()
+    runs = {task.name: protocols for task, protocols in registry.suite_runs("paper") if task.kind == "attributes"}
+    assert {name for name, protocols in runs.items() if "fine-tune" in protocols} == {"pa100k", "peta", "rapv1"}
+    backbone = image_only_backbone()
+    twin = make_context(ATTRIBUTE_TASK, "fine-tune", pa100k, backbone, real_store(backbone), {})
+    assert not wants_recipe(twin)  # the mini suite's short hand-written fine-tune, unchanged
+    for name in runs:
+        task = registry.get(name)
+        assert not task.synthetic and wants_recipe(dataclasses.replace(twin, task=task, options={})), name
