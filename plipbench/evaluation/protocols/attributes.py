@@ -425,9 +425,12 @@ def _check_fine_tune_options(ctx: ProtocolContext, options: dict[str, Any]) -> N
 
 
 def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
-    """Fine-tune the whole image encoder with a linear attribute classifier (Rethinking_of_PAR's baseline).
+    """Fine-tune the whole image encoder with a linear attribute classifier: from a recipe
+    (:func:`~plipbench.evaluation.protocols.attribute_recipe.recipe_fine_tune`: ``rethinking`` for CNNs,
+    ``solider-par`` for Swin/ViT) when the option ``recipe`` is given or the task is on real data, else the
+    short hand-written Rethinking_of_PAR-style fine-tune below (the synthetic twins, the mini suite).
 
-    The PLIP paper's attribute numbers (Tab. 1 / Tab. 20) come from this recipe. Choices:
+    The hand-written fine-tune's choices:
 
     - A deep copy of the backbone's image encoder is trained (``ctx.backbone`` is never modified), module
       in train mode, through the differentiable ``_encode_image``; on its embedding a classifier
@@ -456,7 +459,12 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     import torch
 
     from plipbench.evaluation.protocols._training import TrainingImages
+    from plipbench.evaluation.protocols.recipe_run import wants_recipe
 
+    if wants_recipe(ctx):
+        from plipbench.evaluation.protocols.attribute_recipe import recipe_fine_tune
+
+        return recipe_fine_tune(ctx)
     options = resolve_options(ctx, ATTRIBUTE_FINE_TUNE_DEFAULTS)
     _check_fine_tune_options(ctx, options)
     metric = _metric_options(ctx)

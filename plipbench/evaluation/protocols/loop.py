@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from plipbench.evaluation.protocols.accel import Acceleration
     from plipbench.evaluation.resume import FineTuneCheckpoint
+    from plipbench.recipes.schema import EmaSpec
 
 
 class FineTuneRecord:
@@ -161,7 +162,7 @@ def _total_steps(loader: Any, epochs: int, max_steps: int | None) -> int | None:
 
 # -- checkpoints ------------------------------------------------------------------------------------------
 def _capture(record: FineTuneRecord, best: tuple[float, dict[str, Any]] | None, train_modules: Sequence[Any],
-             extra: Sequence[Any], optimizer: Any, scheduler: Any, loader: Any, device: str
+             extra: Sequence[Any], optimizer: Any, scheduler: Any, loader: Any, device: str, ema: Any = None
              ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     from plipbench.evaluation.resume import optimizer_state, rng_state
 
@@ -175,6 +176,8 @@ def _capture(record: FineTuneRecord, best: tuple[float, dict[str, Any]] | None, 
     tensors.update(rng_tensors)
     if best is not None:
         tensors.update({f"best.{k}": v for k, v in best[1].items()})
+    if ema is not None:
+        tensors.update({f"ema.{k}": v for k, v in ema.module.state_dict().items()})
     state = {"record": record.to_json(), "best_score": None if best is None else best[0],
              "optimizer": optimizer_json, "scheduler": scheduler.state_dict(), "rng": rng_json}
     return state, tensors
@@ -207,7 +210,7 @@ def _restore_extra(state: dict[str, Any], tensors: dict[str, Any], extra_optimiz
 
 
 def _restore(state: dict[str, Any], tensors: dict[str, torch.Tensor], train_modules: Sequence[Any],
-             extra: Sequence[Any], optimizer: Any, scheduler: Any, loader: Any, device: str
+             extra: Sequence[Any], optimizer: Any, scheduler: Any, loader: Any, device: str, ema: Any = None
              ) -> tuple[FineTuneRecord, tuple[float, dict[str, Any]] | None]:
     import torch
 
@@ -222,6 +225,11 @@ def _restore(state: dict[str, Any], tensors: dict[str, torch.Tensor], train_modu
     load_optimizer_state(optimizer, state["optimizer"], tensors)
     scheduler.load_state_dict(state["scheduler"])
     load_rng_state(state["rng"], tensors, device, loader)
+    if ema is not None:
+        stored = {k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}
+        if not stored:
+            raise PlipbenchError("cannot resume: the checkpoint holds no EMA weights, and this run keeps an EMA")
+        ema.module.load_state_dict(stored)
     record = FineTuneRecord.from_json(state["record"])
     best = None
     if state["best_score"] is not None:
@@ -245,14 +253,44 @@ def _scaled_step(scaler: Any, loss: torch.Tensor, optimizer: Any, parameters: Se
     scaler.update()
 
 
+# -- EMA ----------------------------------------------------------------------------------------------------
+def _build_ema(state_module: Any, spec: EmaSpec) -> Any:
+    """timm's ModelEmaV3 over ``state_module`` at the constant ``spec.decay`` (its ``update`` is called without a
+    step, so no warm-up), on the module's device and dtype."""
+    from timm.utils import ModelEmaV3
+
+    if state_module is None:
+        raise PlipbenchError("fine_tune_loop: ema needs state_module, the module whose weights are averaged")
+    return ModelEmaV3(state_module, decay=float(spec.decay))
+
+
+def _validate_on(state_module: Any, weights: Any, validate: Callable[[], Any]) -> Any:
+    """``validate()`` with ``weights``' state loaded into ``state_module``; the module's own state (the raw
+    training weights) is put back afterwards, value for value."""
+    raw = {k: v.detach().clone() for k, v in state_module.state_dict().items()}
+    state_module.load_state_dict(weights.state_dict())
+    try:
+        return validate()
+    finally:
+        state_module.load_state_dict(raw)
+
+
+def _split_validation(outcome: Any) -> tuple[float, dict[str, float]]:
+    """A validation's ``(score, other named values)``; ``outcome`` is a number or ``{"score": ..., ...}``."""
+    if isinstance(outcome, Mapping):
+        rest = {str(k): float(v) for k, v in outcome.items() if k != "score"}
+        return float(outcome["score"]), rest
+    return outcome, {}
+
+
 # -- the loop ---------------------------------------------------------------------------------------------
 def fine_tune_loop(
     loader: Any, sampler: Any, dataset: Any, optimizer: Any, scheduler: Any, *,
     epochs: int, max_steps: int | None, train_modules: Sequence[Any],
     step: Callable[[Any], tuple[torch.Tensor, Mapping[str, torch.Tensor], int]],
-    validate: Callable[[], float] | None = None, state_module: Any = None,
+    validate: Callable[[], float | Mapping[str, float]] | None = None, state_module: Any = None,
     clip_grad_norm: float | None = None, checkpoint: FineTuneCheckpoint | None = None,
-    progress: bool = False, device: str = "cpu", label: str = "fine-tune",
+    progress: bool = False, device: str = "cpu", label: str = "fine-tune", ema: EmaSpec | None = None,
     extra_optimizers: Sequence[Any] = (),
     accel: Acceleration | None = None,
 ) -> FineTuneRecord:
@@ -280,6 +318,21 @@ def fine_tune_loop(
     (and through ``torch.compile`` if asked); with fp16 a GradScaler scales the backward, unscales the gradients
     before clipping and steps the optimizer (skipping steps with inf/NaN gradients), and its state is saved in
     the checkpoint. None (or fp32 without a scaler): the plain loop, bit for bit.
+
+    ``validate`` may also return a mapping ``{"score": float, <name>: float, ...}``: the other entries go into
+    the curve as ``val_<name>`` (``val_loss``). A ``scheduler`` with an ``end_epoch(metrics)`` method (the
+    recipes' :class:`~plipbench.evaluation.protocols.recipe_run.EpochScheduler`, whose plateau schedule watches
+    a loss) gets, after each epoch's validation, ``{"train_<part>": epoch mean, "val_score": ...,
+    "val_<name>": ...}``; the curve's ``lr`` is then read after it (the next epoch's, as for the others).
+
+    ``ema`` (``decay``, ``evaluate_ema``; the recipes' ``EmaSpec``): an exponential moving average of
+    ``state_module`` (parameters and buffers) with timm's :class:`~timm.utils.ModelEmaV3` at a constant
+    ``decay`` (no warm-up, as timm's ModelEmaV2 that Rethinking_of_PAR uses), updated after every optimizer
+    step. With ``evaluate_ema`` each validation runs on the EMA weights (swapped into ``state_module`` for the
+    call, the raw weights put back exactly before training goes on), the kept best state is the EMA's, and
+    without ``validate`` the module ends with the EMA weights; so the protocol's test sees them. Without
+    ``evaluate_ema`` the average is kept and checkpointed but not used. It is saved in and restored from the
+    per-epoch checkpoint, so ``--resume`` stays exact. ``ema=None`` (the default) runs none of this.
     """
     import contextlib
 
@@ -307,11 +360,15 @@ def fine_tune_loop(
     scaler = accel.scaler() if accel is not None else None
     if accel is not None:
         forward = accel.compiled(forward)
+    averaged = None
+    if ema is not None:
+        averaged = _build_ema(state_module, ema)
     start = 0
     if checkpoint is not None:
         stored = checkpoint.begin()
         if stored is not None:
-            record, best = _restore(*stored, train_modules, extra, optimizer, scheduler, loader, device)
+            record, best = _restore(*stored, train_modules, extra, optimizer, scheduler, loader, device,
+                                    ema=averaged)
             if extra_optimizers:
                 _restore_extra(*stored, extra_optimizers)
             if scaler is not None and "grad_scaler" in stored[0]:
@@ -351,6 +408,8 @@ def fine_tune_loop(
                 else:
                     _scaled_step(scaler, loss, optimizer, parameters, clip_grad_norm, extra_optimizers)
                 scheduler.step()
+                if averaged is not None:
+                    averaged.update(state_module)
                 for name, value in parts.items():
                     sums[name] = sums.get(name, 0.0) + value.item() * weight
                 seen, record.steps = seen + weight, record.steps + 1
@@ -366,15 +425,32 @@ def fine_tune_loop(
                                      "lr": float(f"{optimizer.param_groups[0]['lr']:.6g}")}
             if len(optimizer.param_groups) > 1:
                 point["lr_groups"] = [float(f"{g['lr']:.6g}") for g in optimizer.param_groups]
+            on_ema = averaged is not None and ema.evaluate_ema
+            extras: dict[str, float] = {}
             if validate is not None:
-                score = validate()
-                record.val_curve.append(_broadcast_score(score) if world > 1 else score)
+                outcome = _validate_on(state_module, averaged.module, validate) if on_ema else validate()
+                score, extras = _split_validation(outcome)
+                if world > 1:
+                    score = _broadcast_score(score)
+                    extras = {k: _broadcast_score(v) for k, v in extras.items()}
+                record.val_curve.append(score)
                 point["val"] = round(record.val_curve[-1], 6)
+                point.update({f"val_{k}": round(v, 6) for k, v in extras.items()})
                 if best is None or record.val_curve[-1] > best[0]:
-                    best, record.best_epoch = (record.val_curve[-1], state_copy(state_module)), epoch
+                    kept = state_copy(averaged.module if on_ema else state_module)
+                    best, record.best_epoch = (record.val_curve[-1], kept), epoch
+            if hasattr(scheduler, "end_epoch"):
+                metrics = {f"train_{k}": v for k, v in record.losses[-1].items()}
+                if validate is not None:
+                    metrics.update({"val_score": record.val_curve[-1], **{f"val_{k}": v for k, v in extras.items()}})
+                scheduler.end_epoch(metrics)
+                point["lr"] = float(f"{optimizer.param_groups[0]['lr']:.6g}")
+                if "lr_groups" in point:
+                    point["lr_groups"] = [float(f"{g['lr']:.6g}") for g in optimizer.param_groups]
             record.curve.append(point)
             if checkpoint is not None:
-                state, tensors = _capture(record, best, train_modules, extra, optimizer, scheduler, loader, device)
+                state, tensors = _capture(record, best, train_modules, extra, optimizer, scheduler, loader, device,
+                                          ema=averaged)
                 if extra_optimizers:
                     _capture_extra(state, tensors, extra_optimizers)
                 if scaler is not None:
@@ -386,4 +462,6 @@ def fine_tune_loop(
                                   + f" ({time.perf_counter() - started:.1f} s)", markup=False, highlight=False)
     if best is not None:
         state_module.load_state_dict(best[1])
+    elif averaged is not None and ema.evaluate_ema:
+        state_module.load_state_dict(averaged.module.state_dict())
     return record

@@ -117,26 +117,55 @@ class EpochScheduler:
     """The recipe's per-epoch scheduler (:func:`plipbench.recipes.build_lr_scheduler`) inside the per-step
     loop: :meth:`step` is called after every optimizer step and advances the epoch scheduler after the last
     step of each epoch. ``epoch_lrs`` holds the lr every parameter group ran at in each epoch (the curve's
-    ``lr`` is read after the epoch's last step, so it is the next epoch's)."""
+    ``lr`` is read after the epoch's last step, so it is the next epoch's).
 
-    def __init__(self, scheduler: Any, optimizer: Any, steps_per_epoch: int) -> None:
+    A :class:`~torch.optim.lr_scheduler.ReduceLROnPlateau` (``schedule.kind: plateau``) is not stepped by
+    :meth:`step`: the loop calls :meth:`end_epoch` after the epoch's validation with the epoch's values
+    (``val_loss``, ``train_<part>``, ...), and it steps once with ``metrics[monitor]``, as Rethinking_of_PAR's
+    ``lr_scheduler.step(metrics=valid_loss)``. ``monitor`` is required for a plateau scheduler. The state
+    (the wrapped scheduler's included: its best value and bad-epoch count) is in :meth:`state_dict`, so a
+    resumed run continues the plateau exactly."""
+
+    def __init__(self, scheduler: Any, optimizer: Any, steps_per_epoch: int, *, monitor: str | None = None) -> None:
+        from torch.optim.lr_scheduler import ReduceLROnPlateau
+
         self.scheduler, self.optimizer = scheduler, optimizer
         self.steps_per_epoch, self.steps = max(1, int(steps_per_epoch)), 0
         self.epoch_lrs: list[list[float]] = []
+        self.plateau = isinstance(scheduler, ReduceLROnPlateau)
+        if self.plateau and not monitor:
+            raise ConfigError("a plateau schedule needs the value it watches (monitor=, e.g. 'val_loss')")
+        self.monitor = monitor
+        self.monitored: list[float] = []  # the plateau's input, per epoch
 
     def step(self) -> None:
         if self.steps % self.steps_per_epoch == 0:
             self.epoch_lrs.append([float(g["lr"]) for g in self.optimizer.param_groups])
         self.steps += 1
-        if self.steps % self.steps_per_epoch == 0:
+        if self.steps % self.steps_per_epoch == 0 and not self.plateau:
             self.scheduler.step()
 
+    def end_epoch(self, metrics: Mapping[str, float]) -> None:
+        """After an epoch's validation: a plateau scheduler steps on ``metrics[monitor]``; the others ignore it."""
+        if not self.plateau:
+            return
+        if self.monitor not in metrics:
+            raise ConfigError(f"the plateau schedule watches {self.monitor!r}, which this epoch did not produce "
+                              f"(it has: {', '.join(sorted(metrics)) or 'nothing'})")
+        value = float(metrics[self.monitor])
+        self.monitored.append(value)
+        self.scheduler.step(value)
+
     def state_dict(self) -> dict[str, Any]:
-        return {"scheduler": self.scheduler.state_dict(), "steps": self.steps, "epoch_lrs": self.epoch_lrs}
+        state = {"scheduler": self.scheduler.state_dict(), "steps": self.steps, "epoch_lrs": self.epoch_lrs}
+        if self.plateau:
+            state["monitored"] = self.monitored
+        return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.scheduler.load_state_dict(state["scheduler"])
         self.steps, self.epoch_lrs = int(state["steps"]), [list(x) for x in state["epoch_lrs"]]
+        self.monitored = [float(x) for x in state.get("monitored", [])]
 
 
 class RecipeImages(TrainingImages):
