@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from conftest import plain_result
 
+from plipbench.evaluation.results import decode_array, encode_array
 from plipbench.leaderboard.reproduction import CheckRule, check_reproduction, holm
 
 COLUMNS = [(f"task{i}", "fine-tune") for i in range(10)]
@@ -74,7 +75,7 @@ def test_exact_cells_must_match_exactly_and_data_hashes_and_seed_counts_are_chec
     rerun = [r.model_copy(deep=True) for r in committed]
     report = check_reproduction(committed, rerun)
     assert report.ok and {c.kind for c in report.cells} == {"exact"}
-    rerun[5].scores["R@1"] += 1e-6
+    rerun[5].scores["R@1"] += 1e-6  # these results carry no per-query data: no test on the queries, so it fails
     report = check_reproduction(committed, rerun)
     assert len(report.problems) == 1 and "deterministic cell changed" in report.problems[0]
     rerun = [r.model_copy(deep=True) for r in committed]
@@ -136,3 +137,48 @@ def test_a_backbone_wide_break_fails_through_its_composite_when_no_cell_does() -
     assert "backbone composite(s)" in report.summary()
     unbroken = check_reproduction(committed, make_run(rng))
     assert unbroken.ok and all(b.p_holm is not None for b in unbroken.backbones)
+
+
+def _exact_with_queries(rng, n: int = 400):
+    """Untrained zero-shot cells with per-query AP (3 seeds each), as the floor's zero-shot columns are."""
+    committed = make_run(rng, steps=0)
+    for r in committed:
+        r.zero_shot, r.protocol, r.main_score = True, "zero-shot", "mAP"
+        r.provenance.protocol_options = {"base": "zero-shot"}
+        ap = rng.uniform(0, 1, n)
+        r.per_query = {"AP": encode_array(ap)}
+        r.scores = {"mAP": float(ap.mean())}
+    return committed
+
+
+def test_exact_cells_that_differ_in_their_last_bits_are_tested_on_their_queries() -> None:
+    rng = np.random.default_rng(5)
+    committed = _exact_with_queries(rng)
+    # another CPU: every feature differs in its last bits, and a few near-ties flip (a few queries move a little)
+    rerun = [r.model_copy(deep=True) for r in committed]
+    for r in rerun:
+        ap = decode_array(r.per_query["AP"]).astype(np.float64)
+        moved = rng.choice(len(ap), 3, replace=False)
+        ap[moved] = np.clip(ap[moved] + rng.normal(0, 0.05, 3), 0, 1)
+        ap += rng.normal(0, 1e-7, len(ap))
+        r.per_query = {"AP": encode_array(ap)}
+        r.scores = {"mAP": float(ap.mean())}
+    report = check_reproduction(committed, rerun)
+    assert report.ok, report.problems
+    numeric = [c for c in report.cells if c.kind == "exact" and c.t is not None]
+    assert len(numeric) == len(report.cells) and all(c.df == 399 and c.p_holm is not None for c in numeric)
+    assert "bit-equal" in report.summary()
+    # a real change of a deterministic cell: one backbone's every query shifted a little in one direction
+    broken = [r.model_copy(deep=True) for r in committed]
+    for r in broken:
+        if (r.backbone, r.task) == ("floor", "task2"):
+            ap = np.clip(decode_array(r.per_query["AP"]) - 0.02, 0, 1)
+            r.per_query, r.scores = {"AP": encode_array(ap)}, {"mAP": float(ap.mean())}
+    report = check_reproduction(committed, broken)
+    assert [(c.backbone, c.task) for c in report.cells if not c.ok] == [("floor", "task2")]
+    assert "per-query paired t" in report.problems[0] and "Holm-adjusted p" in report.problems[0]
+    # other queries in the rerun: nothing to pair, so equality is required
+    other = [r.model_copy(deep=True) for r in committed]
+    other[0].per_query = {"AP": encode_array(decode_array(other[0].per_query["AP"])[:-1])}
+    other[0].scores["mAP"] += 1e-6
+    assert "deterministic cell changed" in check_reproduction(committed, other).problems[0]
