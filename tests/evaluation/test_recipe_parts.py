@@ -241,3 +241,12 @@ def test_a_recipe_run_records_its_acceleration_and_cpu_bf16_moves_the_numbers(ma
     assert bf16.details["train_loss"] != plain.details["train_loss"]  # autocast really ran
     with pytest.raises(ConfigError, match="option 'autocast'.*fp16 needs a CUDA device"):
         _run(market, {**CENTER, "max_steps": 1, "autocast": "fp16"})
+
+
+def test_image_reid_recipe_with_ema_tests_the_averaged_weights(market):
+    plain = _run(market, {**CENTER, "max_steps": 3, "losses.center.enabled": False})
+    averaged = _run(market, {**CENTER, "max_steps": 3, "losses.center.enabled": False,
+                             "ema": {"decay": 0.5, "evaluate_ema": True}})
+    assert plain.details["ema"] is None and averaged.details["ema"] == {"decay": 0.5, "evaluate_ema": True}
+    assert averaged.details["train_loss"] == plain.details["train_loss"]  # the same training
+    assert averaged.scores != plain.scores  # but the test features come from the EMA weights

@@ -29,6 +29,11 @@ Protocol choices (``../shared/reference/downstream-recipes.md`` §4.1, §4.2, §
   reference code (``VAL_SPLIT 'test'``): the plateau and the kept epoch then use the test split, and the result
   says ``selection_split: test`` and ``details.paper_compatible: true``.
 - Test: ``sigmoid(logits)`` of the kept weights, no flip, evaluated as the other attribute protocols.
+- Model parts as in the ReID recipe runs: a ViT is resampled to ``input.size``
+  (:func:`~plipbench.evaluation.protocols.recipe_run.resample_for_recipe`), ``drop_path`` is set where the
+  recipe has one, and ``autocast`` / ``channels_last`` / ``compile`` (:mod:`~plipbench.evaluation.protocols.accel`;
+  the recipe's precision on CUDA, fp32 on CPU) are recorded in ``details``. SOLIDER's ``semantic_weight``
+  (``backbone_args``) is listed in ``details.left_out``.
 """
 
 from __future__ import annotations
@@ -45,7 +50,6 @@ from plipbench.evaluation.protocols._training import (
     seeded,
     sync_batchnorm,
     training_copy,
-    training_loader,
 )
 from plipbench.evaluation.protocols.base import ProtocolContext, ProtocolOutput
 
@@ -94,6 +98,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     import numpy as np
     import torch
 
+    from plipbench.evaluation.protocols.accel import accelerated_loader, resolve_acceleration
     from plipbench.evaluation.protocols.attributes import (
         AttributeHeadBackbone,
         _evaluate,
@@ -105,9 +110,11 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         EpochScheduler,
         RecipeImages,
         recipe_details,
+        resample_for_recipe,
         resolve_protocol_recipe,
     )
     from plipbench.evaluation.protocols.samplers import RandomBatchSampler
+    from plipbench.models.drop_path import set_drop_path
     from plipbench.recipes import build_lr_scheduler, build_optimizer, build_train_transform
 
     resolved, options = resolve_protocol_recipe(ctx, "attributes", {})
@@ -140,6 +147,9 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     device = ctx.device
 
     encoder = training_copy(ctx.backbone, device)
+    position = resample_for_recipe(ctx, resolved, encoder)  # a ViT at 256 x 192 / 256 x 128 (SOLIDER-PAR)
+    drop_path = (set_drop_path(encoder.module, recipe.drop_path) if recipe.drop_path
+                 else {"rate": recipe.drop_path or 0.0, "applied": False, "reason": "the recipe has none"})
     test_spec = encoder.image_transform.model_copy(update={
         "size": tuple(recipe.input.size), "mean": resolved.mean, "std": resolved.std,
         "interpolation": recipe.input.test_interpolation, "resize": "stretch", "crop_pct": 1.0})
@@ -158,17 +168,17 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     positive_ratio = targets.mean(0)
     bce = recipe.losses.bce
     dataset = RecipeImages(train, build_train_transform(resolved), list(range(len(train))), seed=ctx.seed)
-    loader = training_loader(dataset, sampler, options["num_workers"])
+    accel = resolve_acceleration(options, device, architecture=resolved.backbone.architecture,
+                                 recipe_precision=recipe.precision, where=f"task {ctx.task.name}")
+    loader = accelerated_loader(dataset, sampler, accel.prepare(encoder.module))
     optimizer = build_optimizer(model.module, recipe.optimizer)
     monitor = None
     if recipe.schedule.kind == "plateau":
         monitor = "val_loss" if split else "train_bce"
     scheduler = EpochScheduler(build_lr_scheduler(optimizer, recipe), optimizer, len(loader), monitor=monitor)
     left_out = []
-    if recipe.precision != "fp32":
+    if recipe.precision != "fp32" and accel.precision == "fp32":
         left_out.append(f"precision {recipe.precision} (trained in fp32)")
-    if recipe.drop_path:
-        left_out.append(f"drop_path {recipe.drop_path} (not wired into the backbones)")
     if recipe.backbone_args:
         left_out.append(f"backbone_args {recipe.backbone_args} (the backbone is used as built)")
 
@@ -193,7 +203,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
                                 validate=validate if split else None, state_module=model.module,
                                 clip_grad_norm=recipe.grad_clip.max_norm if recipe.grad_clip else None,
                                 checkpoint=ctx.checkpoint, progress=ctx.progress, device=device,
-                                label=f"attributes fine-tune ({resolved.name})", ema=recipe.ema)
+                                label=f"attributes fine-tune ({resolved.name})", ema=recipe.ema, accel=accel)
     model.module.eval()
     with clock("test_features_s"):
         logits = ctx.features.encode_images_with(model, test)
@@ -211,7 +221,8 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
                             f"{split} loss" if split else "mean train loss of the epoch (no val split)"),
         "ema": None if recipe.ema is None else recipe.ema.model_dump(),
         "epoch_lr": [[float(f"{lr:.6g}") for lr in lrs] for lrs in scheduler.epoch_lrs],
-        "steps": record.steps, "left_out": left_out,
+        "steps": record.steps, "left_out": left_out, "position_embedding": position, "drop_path": drop_path,
+        "acceleration": accel.details(),
         "num_train_images": len(train), "num_val_images": len(ctx.data.val_records),
         "train_positive_ratio": [round(float(r), 6) for r in y_train.astype(np.float64).mean(0)],
         "classifier": "Linear + BatchNorm1d on the logits" if recipe.neck.logits_bn else "Linear",

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from plipbench.errors import ConfigError
 from plipbench.evaluation.protocols._training import (
     Stopwatch,
     check_bool,
@@ -309,10 +308,6 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     if options["rerank"] is None and recipe.test.rerank is not None and recipe.test.rerank.enabled:
         options["rerank"] = recipe.test.rerank.model_dump(exclude={"enabled"})
     _check_eval_options(ctx, options)
-    unsupported = [part for part, on in (("ema", recipe.ema is not None),) if on]
-    if unsupported:
-        raise ConfigError(f"task {ctx.task.name}: recipe {resolved.name!r}: {', '.join(unsupported)} is not "
-                          "wired into the image ReID fine-tune yet")
     train, labels, num_classes, encoder = _training_setup(ctx)
     clock = Stopwatch()
     device = ctx.device
@@ -374,7 +369,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
                                 clip_grad_norm=recipe.grad_clip.max_norm if recipe.grad_clip else None,
                                 checkpoint=ctx.checkpoint, progress=ctx.progress, device=device,
                                 label=f"image-reid fine-tune ({resolved.name})", extra_optimizers=extra_optimizers,
-                                accel=accel)
+                                accel=accel, ema=recipe.ema, state_module=trained)
     trained.eval()
     test_model = model if recipe.test.feature == "after-bn" else encoder
     with clock("test_features_s"):
@@ -394,6 +389,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         last_stride=stride_changes or ("not applied: no ResNet-like last stage" if recipe.last_stride == 1
                                        else "unchanged"),
         position_embedding=position, drop_path=drop_path, acceleration=accel.details(),
+        ema=None if recipe.ema is None else recipe.ema.model_dump(),
         center_loss="off" if center is None else {
             "weight": center.weight, "lr": center.lr, "feature": center.feature, "centers": [num_classes, dim],
             "optimizer": "SGD, centre gradient x 1/weight before each step (reid-strong-baseline)"},
