@@ -15,10 +15,8 @@ Protocol choices (each is in the JSON):
 - **Backbones:** one per recipe, at the real architecture, with random weights (nothing is downloaded): BoT
   ResNet-50 (timm), TransReID ViT-B/16 (timm, built at 256x128), PLIP RN50 + BERT-base (``random:plip-rn50``),
   IRRA CLIP ViT-B/16 + text transformer (open_clip ``pretrained=False``). ``--backbone RECIPE=SPEC`` swaps one.
-  The recipe-run fine-tune does not resample a ViT's position embedding yet (it would train at the native
-  224x224), so this script builds the timm ViT at the recipe's size and resamples the open_clip ViT's
-  embedding to the recipe's grid with :func:`plipbench.recipes.resample_position_embedding` (IRRA's
-  ``resize_pos_embed``): both then train at the recipe's real resolution.
+  A ViT whose native size is not the recipe's is resampled by the fine-tune itself (TransReID's and IRRA's
+  ``resize_pos_embed``, ``details.position_embedding``), so every recipe trains at its real resolution.
 - **Timing:** a global optimizer step hook stamps the end of every step (after ``torch.cuda.synchronize()`` on
   CUDA). The first ``--warmup-steps`` steps (cuDNN autotuning, allocator growth, first decode) are excluded;
   train samples/s = samples in the timed steps / their wall time, data loading included (a sample is one
@@ -39,7 +37,7 @@ Protocol choices (each is in the JSON):
   text task, plus the val images once per epoch where the protocol selects on val) / eval images/s. It assumes
   the same precision, batch and loader as measured: ``--batch-size`` (for CPU feasibility) makes it a lower
   bound of throughput at the real batch, and is printed as an override.
-- ``rethinking`` and ``solider-par`` are listed as skipped while the attribute fine-tune has no recipe path.
+- ``rethinking`` (ResNet-50) and ``solider-par`` (ViT-B/16 at PA-100K's 256x128) run on ``synth-pa100k``.
 """
 
 from __future__ import annotations
@@ -75,18 +73,12 @@ BENCHES: dict[str, RecipeBench] = {
     "plip-cmpmc": RecipeBench("plip-cmpmc", "synth-cuhk-pedes", "random:plip-rn50", {},
                               "PLIP ModifiedResNet-50 + BERT-base, random init"),
     "irra": RecipeBench("irra", "synth-cuhk-pedes", "open_clip:ViT-B-16", {"pretrained": False},
-                        "CLIP ViT-B/16 + text transformer (open_clip), random init, position embedding resampled"),
+                        "CLIP ViT-B/16 + text transformer (open_clip), random init"),
+    "rethinking": RecipeBench("rethinking", "synth-pa100k", "random:timm/resnet50", {},
+                              "ResNet-50 (timm), random init"),
+    "solider-par": RecipeBench("solider-par", "synth-pa100k", "random:timm/vit_base_patch16_224",
+                               {"img_size": (256, 128)}, "ViT-B/16 (timm) built at 256x128 (PA-100K's size), random init"),
 }
-
-
-def attribute_recipes_skipped() -> dict[str, str]:
-    """``{recipe: reason}`` for the attribute recipes the attribute fine-tune cannot run from yet."""
-    from plipbench.evaluation.protocols import attributes
-
-    if hasattr(attributes, "recipe_fine_tune"):
-        return {}
-    reason = "the attribute fine-tune has no recipe path in this checkout (it runs its own hand-written recipe)"
-    return {"rethinking": reason, "solider-par": reason}
 
 
 # -- memory and hardware ------------------------------------------------------------------------------
@@ -192,7 +184,6 @@ def build_backbone(bench: RecipeBench, spec: str | None, device: str, input_size
     import torch
 
     from plipbench.models import create_backbone
-    from plipbench.recipes import profile_backbone, resample_position_embedding
     from plipbench.recipes.backbones import build_without_weights
 
     with torch.random.fork_rng(devices=[]):
@@ -202,29 +193,13 @@ def build_backbone(bench: RecipeBench, spec: str | None, device: str, input_size
         else:  # a --backbone override: without weights where its family allows (pretrained=False)
             backbone = build_without_weights(spec)
             backbone.to(device)
-    if profile_backbone(backbone).architecture != "vit":
-        return backbone
-    visual = getattr(backbone.module, "visual", None)
-    pos = getattr(visual, "positional_embedding", None)
-    if pos is not None and hasattr(visual, "grid_size"):  # open_clip VisionTransformer: (tokens, dim)
-        patch = visual.conv1.stride[0]
-        grid = (input_size[0] // patch, input_size[1] // patch)
-        if tuple(visual.grid_size) != grid:
-            with torch.no_grad():
-                resampled = resample_position_embedding(pos.detach()[None], grid)[0]
-            visual.positional_embedding = torch.nn.Parameter(resampled.to(pos.device, pos.dtype))
-            visual.grid_size = grid
-            visual.image_size = tuple(input_size)
-            backbone.benchmark_note = (f"position embedding resampled to {grid[0]}x{grid[1]} by this script, so "
-                                       f"it trains at {input_size[0]}x{input_size[1]}")
     patch_embed = getattr(backbone.module, "patch_embed", None)
     built = tuple(getattr(patch_embed, "img_size", None) or ())
-    if not (pos is not None and hasattr(visual, "grid_size")) and built != tuple(input_size):
-        return backbone  # a ViT of another size: the fine-tune trains it at its native size and says so
-    backbone.image_transform = backbone.image_transform.model_copy(
-        update={"size": tuple(input_size), "resize": "stretch", "crop_pct": 1.0})
-    backbone._fingerprint = None
-    return backbone
+    if built and built == tuple(input_size):  # a timm ViT built at the recipe's size: its transform says so
+        backbone.image_transform = backbone.image_transform.model_copy(
+            update={"size": tuple(input_size), "resize": "stretch", "crop_pct": 1.0})
+        backbone._fingerprint = None
+    return backbone  # any other ViT is resampled to the recipe's size by the fine-tune itself
 
 
 def _warm_decoded_cache(backbone: Any, data: Any, recipe: Any) -> None:
@@ -338,6 +313,8 @@ def bench_recipe(name: str, *, device: str, steps: int, warmup: int, batch_size:
                   "kind": "peak RSS over the timed steps minus RSS before the fine-tune"
                           + ("" if clock.rss_reset else " (peak not resettable: the process's peak)")}
     last_loss = details["train_loss"][-1] if details.get("train_loss") else {}
+    if not isinstance(last_loss, dict):  # the attribute fine-tune records one number per epoch (its BCE)
+        last_loss = {"bce": last_loss}
     left_out = list(details.get("left_out", []))
     note = getattr(backbone, "benchmark_note", None)
     if note is not None:  # the protocol's own note describes its default path, not this resampled backbone
@@ -453,7 +430,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     backbones = _parse_backbones(args.backbone)
-    skipped = {n: why for n, why in attribute_recipes_skipped().items() if n in names}
+    skipped: dict[str, str] = {}  # every shipped recipe has a benchmark now; kept in the JSON for old readers
     results = []
     for name in names:
         if name in skipped:
