@@ -298,7 +298,7 @@ def t_interval(values: list[float], level: float = 0.95) -> dict[str, Any]:
     if n < 2:
         return {"mean": mean, "sd": None, "low": None, "high": None, "n": n}
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = stats.t.ppf(0.5 + level / 2, n - 1) * sd / math.sqrt(n)
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
     return {"mean": mean, "sd": sd, "low": mean - half, "high": mean + half, "n": n}
 
 
@@ -315,9 +315,9 @@ def welch_difference(a: list[float], b: list[float], level: float = 0.95) -> dic
     if se == 0:
         return {"difference": diff, "low": diff, "high": diff, "df": None, "contains_zero": diff == 0}
     df = (va + vb) ** 2 / (va**2 / (ia["n"] - 1) + vb**2 / (ib["n"] - 1))
-    half = stats.t.ppf(0.5 + level / 2, df) * se
+    half = float(stats.t.ppf(0.5 + level / 2, df)) * se
     return {"difference": diff, "low": diff - half, "high": diff + half, "df": df,
-            "contains_zero": diff - half <= 0 <= diff + half}
+            "contains_zero": bool(diff - half <= 0 <= diff + half)}
 
 
 def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
@@ -326,7 +326,7 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         a = [r[metric] for r in runs["plipbench"]]
         b = [r[metric] for r in runs["torchreid"]]
         ia, ib = t_interval(a), t_interval(b)
-        overlap = None if ia["low"] is None or ib["low"] is None else ia["low"] <= ib["high"] and ib["low"] <= ia["high"]
+        overlap = None if ia["low"] is None or ib["low"] is None else bool(ia["low"] <= ib["high"] and ib["low"] <= ia["high"])
         out[metric] = {"plipbench": ia, "torchreid": ib, "intervals_overlap": overlap,
                        "welch_difference": welch_difference(a, b)}
     return out
