@@ -66,9 +66,9 @@ def test_intervals_and_welch_difference() -> None:
     assert cc.welch_difference([0.5], [0.4])["low"] is None
 
 
-@pytest.mark.slow
 def test_crosscheck_runs_both_engines(tmp_path: Path) -> None:
-    """A tiny budget (1 seed, 1 epoch, 48 identities x 4 images) through both engines, generated data."""
+    """A tiny budget (1 seed, 1 epoch, 48 identities x 4 images) through both engines, generated data (about
+    15 s on one thread, so not marked slow)."""
     out = tmp_path / "crosscheck.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
            "PLIPBENCH_CACHE": str(tmp_path / "cache")}  # fmt: skip
