@@ -383,6 +383,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.pad < 0:
         p.error("--pad must be at least 0")
+    if args.data is not None and not all((args.data / d).is_dir() for d in ("bounding_box_train", "query",
+                                                                            "bounding_box_test")):
+        p.error(f"--data {args.data}: not a Market-1501 layout (bounding_box_train, query, bounding_box_test)")
     return args
 
 

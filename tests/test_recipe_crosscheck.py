@@ -86,3 +86,10 @@ def test_crosscheck_runs_both_engines(tmp_path: Path) -> None:
     assert result["runs"]["plipbench"][0]["epoch_lr"] == result["runs"]["torchreid"][0]["epoch_lr"] == [3.5e-4]
     assert result["summary"]["mAP"]["welch_difference"]["contains_zero"] is None  # one seed: no interval
     assert "plipbench" in done.stdout and "torchreid" in done.stdout
+
+
+def test_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for argv in (["--data", str(tmp_path)], ["--seeds", "0"]):
+        done = subprocess.run([sys.executable, str(SCRIPT), *argv], env=env, capture_output=True, text=True)
+        assert done.returncode == 2 and "error:" in done.stderr.strip().splitlines()[-1]
