@@ -65,7 +65,8 @@ class Provenance(BaseModel):
     protocol_options: dict[str, Any] = Field(default_factory=dict)
     metric_protocol: dict[str, Any] = Field(default_factory=dict, description="options of the metric functions")
     seeds: dict[str, int] = Field(default_factory=dict)
-    selection_split: str | None = Field(None, description="split used for model selection; never a test split")
+    selection_split: str | None = Field(None, description="split used for model selection; 'test' only in the "
+                                        "opt-in paper-compatible mode (selection: test), which the leaderboard marks")
     timings: dict[str, float] = Field(default_factory=dict, description="seconds: features, training, metrics, total")
     hardware: dict[str, Any] = Field(default_factory=dict)
     created: str = Field(description="ISO 8601 UTC time the result was written")

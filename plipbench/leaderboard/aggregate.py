@@ -15,6 +15,9 @@ Conventions:
   ``provenance.backbone["pretraining_seconds"]``.
 * **Dagger** (†): a zero-shot cell of a backbone whose pre-training included the task's training data
   (``saw_task_training_data``), so it is not truly zero-shot.
+* **Section sign** (§): a cell with a result run in the opt-in paper-compatible mode (``selection: test``,
+  ``details.paper_compatible``): its recipe selected the epoch (or stepped its plateau) on the test split, as the
+  reference code does, so it is not a held-out number.
 * **CI** (``with_ci=True``): the two-level bootstrap of :mod:`plipbench.leaderboard.seeds` (seeds and queries).
 * **Reference** (``reference="plip-paper"``): paper numbers whose (paper task, protocol, metric) equal a column's
   are added as extra, unranked rows labelled "reported in the PLIP paper, not reproduced"; when none matches, the
@@ -36,6 +39,7 @@ FAMILY_ORDER = ("text-reid", "image-reid", "attributes", "domain-generalization"
 PROTOCOL_ORDER = ("zero-shot", "gt-boxes", "linear-probe", "few-shot", "fine-tune")
 DAGGER = "†"
 UNKNOWN_MARK = "*"
+PAPER_COMPATIBLE_MARK = "§"
 REFERENCE_MARK = "‡"
 COST_COLUMNS = ("parameters", "images_per_second", "pretraining_hours")
 
@@ -114,6 +118,7 @@ class Leaderboard:
     n_seeds: Any | None = None  # DataFrame like scores: results (seeds) behind each cell
     seed_values: dict[tuple[str, str], list[tuple[int | None, float]]] = field(default_factory=dict)
     unknown_variance: set[tuple[str, str]] = field(default_factory=set)  # trained, but one seed only
+    paper_compatible: set[tuple[str, str]] = field(default_factory=set)  # selection: test (the reference's mode)
 
     @property
     def backbones(self) -> list[str]:
@@ -136,6 +141,9 @@ class Leaderboard:
                          "replacement (spread corrected by sqrt(S/(S-1))) and one resample of the test queries/"
                          "images shared by the seeds, so it counts training-seed and test-sample noise; no ± where "
                          "the results have no per-query data.")
+        if self.paper_compatible:
+            notes.append(f"{PAPER_COMPATIBLE_MARK} paper-compatible mode (selection: test): the epoch was selected "
+                         "on the test split, as the reference code does, so the number is not a held-out one.")
         if self.unknown_variance:
             notes.append(f"{UNKNOWN_MARK} one seed of a trained model: its ± counts test samples only; training "
                          "variance unknown.")
@@ -162,6 +170,8 @@ class Leaderboard:
             text += DAGGER
         if (backbone, column.id) in self.unknown_variance:
             text += UNKNOWN_MARK
+        if (backbone, column.id) in self.paper_compatible:
+            text += PAPER_COMPATIBLE_MARK
         n = self.cell_seeds(backbone, column)
         if n and n != self.row_seeds(backbone):
             text += f" [{n}]"
@@ -358,6 +368,7 @@ def build_leaderboard(results: list[TaskResult], *, with_ci: bool = False, refer
     n_seeds = pd.DataFrame(0, index=backbones, columns=ids, dtype=int)
     daggers: set[tuple[str, str]] = set()
     unknown_variance: set[tuple[str, str]] = set()
+    paper_compatible: set[tuple[str, str]] = set()
     seed_values: dict[tuple[str, str], list[tuple[int | None, float]]] = {}
     per_attribute: dict[str, dict[str, list[dict[str, Any]]]] = {}
     curves: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -372,6 +383,8 @@ def build_leaderboard(results: list[TaskResult], *, with_ci: bool = False, refer
             daggers.add((backbone, column_id))
         if cell.training_variance_unknown:
             unknown_variance.add((backbone, column_id))
+        if any(x.details.get("paper_compatible") or x.provenance.selection_split == "test" for x in cell.results):
+            paper_compatible.add((backbone, column_id))
         if with_ci:
             ci = cell_interval(cell, **ci_options)
             if ci is not None:
@@ -393,7 +406,7 @@ def build_leaderboard(results: list[TaskResult], *, with_ci: bool = False, refer
         columns=ordered, scores=scores.loc[order], low=low.loc[order], high=high.loc[order], daggers=daggers,
         average_rank=average_rank.loc[order], costs=costs.loc[order], with_ci=with_ci, ci_options=ci_options,
         per_attribute=per_attribute, curves=curves, per_class_iou=per_class_iou, reference_name=reference, n_seeds=n_seeds.loc[order],
-        seed_values=seed_values, unknown_variance=unknown_variance,
+        seed_values=seed_values, unknown_variance=unknown_variance, paper_compatible=paper_compatible,
     )
     if reference is not None:
         _attach_reference(board, reference_results(reference))

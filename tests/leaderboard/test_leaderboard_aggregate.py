@@ -84,6 +84,17 @@ def test_dagger_marks_zero_shot_that_saw_training_data(make_plain) -> None:
     assert "†" not in clean
 
 
+def test_paper_compatible_cells_are_marked(make_plain) -> None:
+    selected_on_test = make_plain("A", "t1", 0.5, protocol="fine-tune")
+    selected_on_test.details["paper_compatible"] = True
+    selected_on_test.provenance.selection_split = "test"
+    board = build_leaderboard([selected_on_test, make_plain("B", "t1", 0.4, protocol="fine-tune")])
+    md = board.to_markdown()
+    assert "| A | 50.0§ |" in md and "| B | 40.0 |" in md
+    assert "selected on the test split" in md
+    assert "§" not in build_leaderboard([make_plain("B", "t1", 0.4, protocol="fine-tune")]).to_markdown()
+
+
 def test_filters_and_bad_input(make_plain) -> None:
     results = [make_plain("A", "t1", 0.5), make_plain("A", "t2", 0.6, protocol="fine-tune")]
     assert [c.task for c in build_leaderboard(results, protocol="fine-tune").columns] == ["t2"]
