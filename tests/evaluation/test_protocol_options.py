@@ -38,7 +38,8 @@ BEFORE = {
         "loss_stride": 1,  # added after the parsing probe was first committed (not yet in any committed result)
     },
     ("person-search", "gt-boxes"): {},
-    # the fine-tunes' dicts (text_reid.TEXT_FINE_TUNE_DEFAULTS, parsing_fine_tune.PARSING_FINE_TUNE_DEFAULTS)
+    # the fine-tunes' dicts (text_reid.TEXT_FINE_TUNE_DEFAULTS, parsing_fine_tune.PARSING_FINE_TUNE_DEFAULTS,
+    # image_reid.IMAGE_FINE_TUNE_DEFAULTS, attributes.ATTRIBUTE_FINE_TUNE_DEFAULTS; the last two at commit 70adedc)
     ("text-reid", "fine-tune"): {
         "epochs": 1, "lr": 1e-4, "classifier_lr_factor": 10.0, "weight_decay": 0.02, "identities_per_batch": 16,
         "images_per_identity": 2, "loss": "cmpm+cmpc", "warmup_steps": 0, "max_steps": None, "flip_probability": 0.5,
@@ -49,10 +50,28 @@ BEFORE = {
         "weight_decay": 1e-4, "batch_size": 8, "warmup_steps": 0, "poly_power": 0.9, "clip_grad_norm": None,
         "flip_probability": 0.5, "num_workers": 0, "sync_bn": False,
     },
+    ("image-reid", "fine-tune"): {
+        "epochs": 1, "lr": 3.5e-4, "weight_decay": 5e-4, "identities_per_batch": 8, "images_per_identity": 4,
+        "margin": 0.3, "label_smoothing": 0.1, "warmup_steps": 0, "max_steps": None, "flip_probability": 0.5,
+        "num_workers": 0, "sync_bn": False, "flip": False, "rerank": None,
+    },
+    ("attributes", "fine-tune"): {
+        "epochs": 5, "lr": 1e-4, "classifier_lr_factor": 10.0, "weight_decay": 5e-4, "optimizer": "adam",
+        "batch_size": 64, "logits_bn": True, "clip_grad_norm": 10.0, "warmup_steps": 0, "max_steps": None,
+        "flip_probability": 0.5, "num_workers": 0, "sync_bn": False,
+    },
 }
 # recipe_run.RUN_OPTIONS plus the text fine-tune's extra ``directions``: a recipe run's own options
 BEFORE_RECIPE_RUN = {"recipe": None, "input_size": "recipe", "max_steps": None, "num_workers": 0, "sync_bn": False,
                      "autocast": "recipe", "channels_last": "auto", "compile": False, "directions": ["t2i"]}
+# every fine-tune's recipe-run own options: RUN_OPTIONS plus the extras it passed to resolve_protocol_recipe
+# (image ReID: image_reid.IMAGE_RECIPE_EVAL_OPTIONS, attributes: none)
+_RUN = {k: v for k, v in BEFORE_RECIPE_RUN.items() if k != "directions"}
+BEFORE_RECIPE_RUNS = {
+    ("text-reid", "fine-tune"): BEFORE_RECIPE_RUN,
+    ("image-reid", "fine-tune"): {**_RUN, "flip": None, "rerank": None},
+    ("attributes", "fine-tune"): _RUN,
+}
 WHERE = "task t, protocol p (kind base)"
 
 
@@ -147,11 +166,15 @@ def test_every_task_yaml_protocol_is_registered() -> None:
         protocol_entry("person-search", "linear-probe")
 
 
-def test_untyped_protocols_pass_options_through() -> None:
-    entry = protocol_entry("image-reid", "fine-tune")
-    assert entry.options is None and entry.trains
-    assert entry.validate({"anything": 1}, WHERE) == {"anything": 1}  # the fine-tune checks its own options
-    assert entry.defaults()["lr"] == 3.5e-4
+def test_every_protocol_is_typed() -> None:
+    """No protocol checks its own options any more: each has a model, each recipe-run fine-tune a run model."""
+    for key, entry in PROTOCOLS.items():
+        assert isinstance(entry.options, type) and issubclass(entry.options, opt.ProtocolOptions), key
+        assert entry.validate({}, WHERE) == entry.defaults(), key
+    fine_tunes = {k: e.recipe_options for k, e in PROTOCOLS.items() if e.recipe_options is not None}
+    assert fine_tunes == {("text-reid", "fine-tune"): opt.TextRecipeRunOptions,
+                          ("image-reid", "fine-tune"): opt.ImageRecipeRunOptions,
+                          ("attributes", "fine-tune"): opt.RecipeRunOptions}
 
 
 def test_readme_defaults_table_is_generated() -> None:
@@ -181,6 +204,30 @@ def test_readme_defaults_table_is_generated() -> None:
     ("text-reid", "fine-tune", {"recipe": "irra", "num_workers": -1}, "option 'num_workers' expects an integer >= 0"),
     ("text-reid", "fine-tune", {"recipe": 3}, "option 'recipe' expects a string or null, got 3"),
     ("text-reid", "fine-tune", {"recipe": "irra", "directions": ["i2t"]}, "option 'directions' expects a list"),
+    # image ReID: the short fine-tune (the bounds its check_* calls enforced) and a recipe run
+    ("image-reid", "fine-tune", {"label_smoothing": 1.0},
+     "option 'label_smoothing' expects a number >= 0 and < 1, got 1.0"),
+    ("image-reid", "fine-tune", {"lr": 0}, "option 'lr' expects a number > 0, got 0"),
+    ("image-reid", "fine-tune", {"margin": -0.1}, "option 'margin' expects a number >= 0, got -0.1"),
+    ("image-reid", "fine-tune", {"images_per_identity": 0}, "option 'images_per_identity' expects an integer >= 1"),
+    ("image-reid", "fine-tune", {"flip": "yes"}, "option 'flip' expects true or false, got 'yes'"),
+    ("image-reid", "fine-tune", {"rerank": {"k": 20}}, "option 'rerank' expects null or a mapping with keys k1"),
+    ("image-reid", "fine-tune", {"warmup_steps": -1}, "option 'warmup_steps' expects an integer >= 0, got -1"),
+    ("image-reid", "fine-tune", {"recipe": "bot", "flip": 1}, "option 'flip' expects true or false or null, got 1"),
+    ("image-reid", "fine-tune", {"recipe": "bot", "rerank": {"k3": 1}},
+     "option 'rerank' expects null or a mapping with keys k1"),
+    ("image-reid", "fine-tune", {"recipe": "bot", "max_steps": 0}, "option 'max_steps' expects an integer >= 1 or null"),
+    # attributes: the short fine-tune and a recipe run
+    ("attributes", "fine-tune", {"optimizer": "lamb"},
+     "option 'optimizer' expects one of 'adam', 'adamw', 'sgd', got 'lamb'"),
+    ("attributes", "fine-tune", {"batch_size": 1}, "option 'batch_size' expects an integer >= 2, got 1"),
+    ("attributes", "fine-tune", {"classifier_lr_factor": 0}, "option 'classifier_lr_factor' expects a number > 0"),
+    ("attributes", "fine-tune", {"clip_grad_norm": -1.0}, "option 'clip_grad_norm' expects a number > 0 or null"),
+    ("attributes", "fine-tune", {"logits_bn": 0}, "option 'logits_bn' expects true or false, got 0"),
+    ("attributes", "fine-tune", {"flip_probability": -0.5}, "option 'flip_probability' expects a number >= 0"),
+    ("attributes", "fine-tune", {"recipe": "rethinking", "sync_bn": "no"}, "option 'sync_bn' expects true or false"),
+    ("attributes", "fine-tune", {"recipe": "rethinking", "num_workers": -1},
+     "option 'num_workers' expects an integer >= 0, got -1"),
 ])
 def test_fine_tune_options_refused(kind, base, options, message) -> None:
     with pytest.raises(ConfigError, match=re.escape(f"{WHERE}: {message}")):
@@ -193,6 +240,12 @@ def test_fine_tune_values_are_recorded_as_before() -> None:
     parsing = protocol_entry("parsing", "fine-tune").validate({"input_size": (64, 32), "clip_grad_norm": 1}, WHERE)
     assert parsing["input_size"] == [64, 32] and parsing["clip_grad_norm"] == 1.0
     assert isinstance(parsing["clip_grad_norm"], float)
+    image = protocol_entry("image-reid", "fine-tune").validate({"margin": 0, "lr": 1, "label_smoothing": 0}, WHERE)
+    assert image["margin"] == 0.0 and all(isinstance(image[k], float) for k in ("margin", "lr", "label_smoothing"))
+    image = protocol_entry("image-reid", "fine-tune").validate({"rerank": {"k1": 20, "k2": 6}}, WHERE)
+    assert image["rerank"] == {"k1": 20, "k2": 6}
+    attrs = protocol_entry("attributes", "fine-tune").validate({"clip_grad_norm": None, "weight_decay": 0}, WHERE)
+    assert attrs["clip_grad_norm"] is None and attrs["weight_decay"] == 0.0 and isinstance(attrs["weight_decay"], float)
 
 
 def test_a_recipe_run_types_its_own_options_and_passes_the_overrides() -> None:
@@ -214,17 +267,38 @@ def test_a_recipe_run_types_its_own_options_and_passes_the_overrides() -> None:
         entry.validate({"epochs": "2"}, WHERE)
 
 
-@pytest.mark.parametrize("family", ["text-reid", "parsing"])
-def test_committed_fine_tune_results_record_the_typed_defaults(family) -> None:
+@pytest.mark.parametrize("key", sorted(BEFORE_RECIPE_RUNS))
+def test_every_recipe_run_keeps_its_own_options(key) -> None:
+    """Each fine-tune's recipe run: its own options' defaults as before (values, order, JSON types), the overrides
+    passed through after them; a short fine-tune key stays a short fine-tune."""
+    entry = protocol_entry(*key)
+    assert json.dumps(entry.recipe_options.defaults()) == json.dumps(BEFORE_RECIPE_RUNS[key])
+    got = entry.validate({"recipe": "some-recipe", "epochs": 3, "optimizer.lr": 1e-5}, WHERE)
+    assert got == {**BEFORE_RECIPE_RUNS[key], "recipe": "some-recipe", "epochs": 3, "optimizer.lr": 1e-5}
+    assert list(got)[-2:] == ["epochs", "optimizer.lr"]
+    assert entry.validate({"epochs": 3}, WHERE) == {**BEFORE[key], "epochs": 3}
+    # an override key alone (a real-data task without `recipe`) is a recipe run
+    assert entry.validate({"epochs_scale": 0.5}, WHERE) == {**BEFORE_RECIPE_RUNS[key], "epochs_scale": 0.5}
+
+
+def test_image_recipe_run_flip_and_rerank() -> None:
+    entry = protocol_entry("image-reid", "fine-tune")
+    got = entry.validate({"recipe": "bot", "flip": True, "rerank": {"k1": 20, "k2": 6, "lambda_value": 0.3}}, WHERE)
+    assert got["flip"] is True and got["rerank"] == {"k1": 20, "k2": 6, "lambda_value": 0.3}
+
+
+@pytest.mark.parametrize("kind", ["text-reid", "parsing", "image-reid", "attributes"])
+def test_committed_fine_tune_results_record_the_typed_defaults(kind) -> None:
     """The committed results (reproduced by CI) record options that the typed model resolves to themselves: same
-    values, same JSON types. Keys the result lacks (``sync_bn`` came later) or the runner adds are skipped."""
-    entry = protocol_entry(family, "fine-tune")
+    values, same JSON types. Keys the result lacks (``sync_bn`` came later) or the runner adds are skipped. A
+    result's kind is its task's (a domain-generalization task is a text or image ReID one)."""
+    tasks = TaskRegistry(ROOT / "tasks").tasks
+    entry = protocol_entry(kind, "fine-tune")
     defaults = entry.defaults()
     checked = 0
     for path in sorted((ROOT / "results").glob("*/*__fine-tune__*.json")):
         result = json.loads(path.read_text(encoding="utf-8"))
-        if result["task_family"] != family and not (family == "text-reid" and "pedes" in result["task"]
-                                                    and result["task_family"] == "domain-generalization"):
+        if result["task"] not in tasks or tasks[result["task"]].kind != kind:
             continue
         recorded = result["provenance"]["protocol_options"]
         if recorded.get("recipe") is not None:
@@ -233,5 +307,7 @@ def test_committed_fine_tune_results_record_the_typed_defaults(family) -> None:
         resolved = entry.validate(shared, WHERE)
         assert json.dumps(shared) == json.dumps({k: resolved[k] for k in shared}), path.name
         checked += 1
-    if family == "text-reid":
+    if kind in ("text-reid", "image-reid"):  # the mini suite: 3 models x 2 tasks (one of them DG) x 3 seeds
+        assert checked >= 18
+    if kind == "attributes":
         assert checked >= 9

@@ -43,8 +43,6 @@ from typing import TYPE_CHECKING, Any
 from plipbench.errors import ConfigError, DataError
 from plipbench.evaluation.protocols._training import (
     Stopwatch,
-    check_bool,
-    check_int,
     fine_tune_loop,
     require_records,
     seeded,
@@ -52,6 +50,7 @@ from plipbench.evaluation.protocols._training import (
     training_copy,
 )
 from plipbench.evaluation.protocols.base import ProtocolContext, ProtocolOutput
+from plipbench.evaluation.protocols.options import RecipeRunOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -117,11 +116,12 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     from plipbench.models.drop_path import set_drop_path
     from plipbench.recipes import build_lr_scheduler, build_optimizer, build_train_transform
 
+    # the run's own options typed here (RecipeRunOptions: none beyond those); the rest are overrides the recipe
+    # resolver checks
+    RecipeRunOptions.validate_run(ctx.options, f"task {ctx.task.name}, protocol {ctx.protocol.name} "
+                                               f"({ctx.task.kind} {ctx.protocol.base})")
     resolved, options = resolve_protocol_recipe(ctx, "attributes", {})
     recipe = resolved.recipe
-    check_int(ctx, options, "max_steps", allow_none=True)
-    check_int(ctx, options, "num_workers", minimum=0)
-    check_bool(ctx, options, "sync_bn")
     where = f"task {ctx.task.name}: recipe {resolved.name!r}"
     if recipe.losses.active() != ["bce"]:
         raise ConfigError(f"{where}: an attribute fine-tune trains the bce loss only, the recipe has "

@@ -16,11 +16,6 @@ from typing import TYPE_CHECKING, Any
 from plipbench.errors import DataError
 from plipbench.evaluation.protocols._training import (
     Stopwatch,
-    check_bool,
-    check_choice,
-    check_float,
-    check_int,
-    check_loop_options,
     fine_tune_loop,
     l2_normalize,
     option_error,
@@ -35,7 +30,11 @@ from plipbench.evaluation.protocols._training import (
     warmup_scheduler,
 )
 from plipbench.evaluation.protocols.base import ProtocolContext, ProtocolOutput
-from plipbench.evaluation.protocols.options import AttributeLinearProbeOptions, AttributeZeroShotOptions
+from plipbench.evaluation.protocols.options import (
+    AttributeFineTuneOptions,
+    AttributeLinearProbeOptions,
+    AttributeZeroShotOptions,
+)
 from plipbench.models.backbone import Backbone
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,21 +45,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 ATTRIBUTE_METRIC_DEFAULTS: dict[str, Any] = {"threshold": 0.5, "convention": "rethinking", "threshold_rule": ">"}
 
-ATTRIBUTE_FINE_TUNE_DEFAULTS: dict[str, Any] = {
-    "epochs": 5,
-    "lr": 1e-4,
-    "classifier_lr_factor": 10.0,
-    "weight_decay": 5e-4,
-    "optimizer": "adam",
-    "batch_size": 64,
-    "logits_bn": True,
-    "clip_grad_norm": 10.0,
-    "warmup_steps": 0,
-    "max_steps": None,
-    "flip_probability": 0.5,
-    "num_workers": 0,
-    "sync_bn": False,
-}
+#: the short fine-tune's defaults (:class:`~plipbench.evaluation.protocols.options.AttributeFineTuneOptions`)
+ATTRIBUTE_FINE_TUNE_DEFAULTS: dict[str, Any] = AttributeFineTuneOptions.defaults()
 
 
 # -- shared ------------------------------------------------------------------------------------
@@ -411,19 +397,6 @@ def weighted_bce(logits: torch.Tensor, targets: torch.Tensor, positive_ratio: to
     return loss.sum(1).mean()
 
 
-def _check_fine_tune_options(ctx: ProtocolContext, options: dict[str, Any]) -> None:
-    check_int(ctx, options, "epochs")
-    check_float(ctx, options, "lr", strict=True)
-    check_float(ctx, options, "classifier_lr_factor", strict=True)
-    check_float(ctx, options, "weight_decay")
-    check_choice(ctx, options, "optimizer", ("adam", "adamw", "sgd"))
-    check_int(ctx, options, "batch_size", minimum=2)
-    check_bool(ctx, options, "logits_bn")
-    if options["clip_grad_norm"] is not None:
-        check_float(ctx, options, "clip_grad_norm", strict=True)
-    check_loop_options(ctx, options)
-
-
 def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     """Fine-tune the whole image encoder with a linear attribute classifier: from a recipe
     (:func:`~plipbench.evaluation.protocols.attribute_recipe.recipe_fine_tune`: ``rethinking`` for CNNs,
@@ -465,8 +438,7 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         from plipbench.evaluation.protocols.attribute_recipe import recipe_fine_tune
 
         return recipe_fine_tune(ctx)
-    options = resolve_options(ctx, ATTRIBUTE_FINE_TUNE_DEFAULTS)
-    _check_fine_tune_options(ctx, options)
+    options = resolve_options(ctx, AttributeFineTuneOptions)
     metric = _metric_options(ctx)
     train, val, test = ctx.data.train_records, ctx.data.val_records, ctx.data.test_records
     require_records(ctx, train, "train")

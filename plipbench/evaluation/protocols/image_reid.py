@@ -18,12 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from plipbench.evaluation.protocols._training import (
     Stopwatch,
-    check_bool,
-    check_float,
-    check_int,
-    check_loop_options,
     fine_tune_loop,
-    option_error,
     pk_sampler,
     relabel,
     require_records,
@@ -37,7 +32,12 @@ from plipbench.evaluation.protocols._training import (
 )
 from plipbench.evaluation.protocols.base import ProtocolContext, ProtocolOutput
 from plipbench.evaluation.protocols.losses import batch_hard_triplet_loss
-from plipbench.evaluation.protocols.options import ImageZeroShotOptions
+from plipbench.evaluation.protocols.options import (
+    ImageFineTuneOptions,
+    ImageRecipeRunOptions,
+    ImageZeroShotOptions,
+    RecipeRunOptions,
+)
 from plipbench.models.backbone import Backbone
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,29 +46,8 @@ if TYPE_CHECKING:  # pragma: no cover
 IMAGE_METRIC_DEFAULTS: dict[str, Any] = {"metric": "cosine", "ap": "noninterp", "max_rank": 50}
 CMC_RANKS = (1, 5, 10)
 
-IMAGE_FINE_TUNE_DEFAULTS: dict[str, Any] = {
-    "epochs": 1,
-    "lr": 3.5e-4,
-    "weight_decay": 5e-4,
-    "identities_per_batch": 8,
-    "images_per_identity": 4,
-    "margin": 0.3,
-    "label_smoothing": 0.1,
-    "warmup_steps": 0,
-    "max_steps": None,
-    "flip_probability": 0.5,
-    "num_workers": 0,
-    "sync_bn": False,
-    "flip": False,
-    "rerank": None,
-}
-
-
-def _check_eval_options(ctx: ProtocolContext, options: dict[str, Any]) -> None:
-    check_bool(ctx, options, "flip")
-    rerank = options["rerank"]
-    if rerank is not None and (not isinstance(rerank, dict) or set(rerank) - {"k1", "k2", "lambda_value"}):
-        raise option_error(ctx, "rerank", "null or a mapping with keys k1, k2, lambda_value", rerank)
+#: the short fine-tune's defaults (:class:`~plipbench.evaluation.protocols.options.ImageFineTuneOptions`)
+IMAGE_FINE_TUNE_DEFAULTS: dict[str, Any] = ImageFineTuneOptions.defaults()
 
 
 def _features(ctx: ProtocolContext, records: list, encode: Any, flip: bool) -> torch.Tensor:
@@ -185,18 +164,7 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
 
     if wants_recipe(ctx):
         return recipe_fine_tune(ctx)
-    options = resolve_options(ctx, IMAGE_FINE_TUNE_DEFAULTS)
-    check_int(ctx, options, "epochs")
-    check_float(ctx, options, "lr", strict=True)
-    check_float(ctx, options, "weight_decay")
-    check_int(ctx, options, "identities_per_batch")
-    check_int(ctx, options, "images_per_identity")
-    check_float(ctx, options, "margin")
-    check_float(ctx, options, "label_smoothing")
-    if options["label_smoothing"] >= 1:
-        raise option_error(ctx, "label_smoothing", "a number in [0, 1)", options["label_smoothing"])
-    check_loop_options(ctx, options)
-    _check_eval_options(ctx, options)
+    options = resolve_options(ctx, ImageFineTuneOptions)
     train, labels, num_classes, encoder = _training_setup(ctx)
     clock = Stopwatch()
     device = ctx.device
@@ -249,9 +217,6 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
                           options=options, selection_split=None, timings=clock.timings, zero_shot=False)
 
 
-IMAGE_RECIPE_EVAL_OPTIONS: dict[str, Any] = {"flip": None, "rerank": None}
-
-
 def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     """The image ReID fine-tune of a recipe (``bot`` for CNNs, ``transreid`` for ViT/Swin by default; the
     option ``recipe`` names another, see :mod:`~plipbench.evaluation.protocols.recipe_run`).
@@ -298,16 +263,16 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     from plipbench.models.drop_path import set_drop_path
     from plipbench.recipes import build_lr_scheduler, build_optimizer, build_train_transform
 
-    resolved, options = resolve_protocol_recipe(ctx, "image-reid", IMAGE_RECIPE_EVAL_OPTIONS)
+    # the run's own options typed here (ImageRecipeRunOptions); the rest are overrides the recipe resolver checks
+    ImageRecipeRunOptions.validate_run(ctx.options, f"task {ctx.task.name}, protocol {ctx.protocol.name} "
+                                                    f"({ctx.task.kind} {ctx.protocol.base})")
+    own_extra = {k: v for k, v in ImageRecipeRunOptions.defaults().items() if k not in RecipeRunOptions.model_fields}
+    resolved, options = resolve_protocol_recipe(ctx, "image-reid", own_extra)
     recipe = resolved.recipe
-    check_int(ctx, options, "max_steps", allow_none=True)
-    check_int(ctx, options, "num_workers", minimum=0)
-    check_bool(ctx, options, "sync_bn")
     if options["flip"] is None:
         options["flip"] = recipe.test.flip
     if options["rerank"] is None and recipe.test.rerank is not None and recipe.test.rerank.enabled:
         options["rerank"] = recipe.test.rerank.model_dump(exclude={"enabled"})
-    _check_eval_options(ctx, options)
     train, labels, num_classes, encoder = _training_setup(ctx)
     clock = Stopwatch()
     device = ctx.device

@@ -199,24 +199,56 @@ def runs_from_recipe(given: Mapping[str, Any], short: type[ProtocolOptions]) -> 
     without either; its options are then checked again by the run (it knows whether the data is real)."""
     return given.get("recipe") is not None or bool(set(given) - set(short.model_fields))
 
+
 # -- image ReID -----------------------------------------------------------------------------------
 _RERANK_KEYS = ("k1", "k2", "lambda_value")
+
+
+def _rerank_keys(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is not None and set(value) - set(_RERANK_KEYS):
+        raise ValueError("unknown re-ranking key")
+    return value
+
+
+#: ``rerank``: null or k-reciprocal re-ranking parameters ``{k1, k2, lambda_value}`` (Zhong et al. 2017)
+Rerank = Annotated[dict[str, Any] | None, AfterValidator(_rerank_keys)]
+_RERANK = {"expects": "null or a mapping with keys k1, k2, lambda_value"}
 
 
 class ImageZeroShotOptions(ProtocolOptions):
     """Image ReID zero-shot: the frozen image encoder, optional flip averaging and k-reciprocal re-ranking."""
 
     flip: bool = Field(False, description="average the features of the image and its mirror")
-    rerank: dict[str, Any] | None = Field(
-        None, json_schema_extra={"expects": "null or a mapping with keys k1, k2, lambda_value"},
-        description="k-reciprocal re-ranking parameters")
+    rerank: Rerank = Field(None, json_schema_extra=_RERANK, description="k-reciprocal re-ranking parameters")
 
-    @field_validator("rerank")
-    @classmethod
-    def _rerank_keys(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None and set(value) - set(_RERANK_KEYS):
-            raise ValueError("unknown re-ranking key")
-        return value
+
+class ImageFineTuneOptions(ProtocolOptions):
+    """Image ReID short fine-tune (synthetic twins without ``recipe``), BoT-style: encoder + BNNeck + classifier,
+    CE with label smoothing + batch-hard triplet, AdamW, P x K batches, last epoch kept; tested as the zero-shot
+    (``flip``, ``rerank``). The real-data run is a recipe's (:class:`ImageRecipeRunOptions`)."""
+
+    epochs: int = Field(1, ge=1)
+    lr: float = Field(3.5e-4, gt=0, description="AdamW (BoT: Adam 3.5e-4)")
+    weight_decay: float = Field(5e-4, ge=0)
+    identities_per_batch: int = Field(8, ge=1)
+    images_per_identity: int = Field(4, ge=1)
+    margin: float = Field(0.3, ge=0, description="batch-hard triplet margin, euclidean")
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    warmup_steps: int = Field(0, ge=0, description="linear warm-up steps")
+    max_steps: int | None = Field(None, ge=1, description="caps the total steps")
+    flip_probability: float = Field(0.5, ge=0, le=1)
+    num_workers: int = Field(0, ge=0)
+    sync_bn: bool = Field(False, description="SyncBatchNorm under torchrun on CUDA")
+    flip: bool = Field(False, description="test: average the features of the image and its mirror")
+    rerank: Rerank = Field(None, json_schema_extra=_RERANK, description="test: k-reciprocal re-ranking")
+
+
+class ImageRecipeRunOptions(RecipeRunOptions):
+    """Image ReID fine-tune from a recipe: the run's own options, plus the test's ``flip`` and ``rerank``; null
+    takes the recipe's ``test.flip`` / ``test.rerank``."""
+
+    flip: bool | None = Field(None, description="null: the recipe's test.flip")
+    rerank: Rerank = Field(None, json_schema_extra=_RERANK, description="null: the recipe's test.rerank")
 
 
 # -- attributes -----------------------------------------------------------------------------------
@@ -252,6 +284,26 @@ class AttributeZeroShotOptions(ProtocolOptions):
             if any(not isinstance(v, list) or len(v) != 2 for v in value.values()):
                 raise ValueError("each prompt is a [positive, negative] pair")
         return value
+
+
+class AttributeFineTuneOptions(ProtocolOptions):
+    """Attribute short fine-tune (synthetic twins without ``recipe``), Rethinking_of_PAR-style: encoder + linear
+    classifier (+ BN on the logits), weighted BCE, shuffled batches, best val mA. The real-data run is a recipe's
+    (:class:`RecipeRunOptions`: an attribute recipe run has no options of its own beyond those)."""
+
+    epochs: int = Field(5, ge=1)
+    lr: float = Field(1e-4, gt=0, description="encoder (Rethinking_of_PAR's LR_FT)")
+    classifier_lr_factor: float = Field(10.0, gt=0, description="classifier lr = lr x this")
+    weight_decay: float = Field(5e-4, ge=0, description="L2 for adam / sgd, decoupled for adamw")
+    optimizer: Literal["adam", "adamw", "sgd"] = Field("adam", description="sgd: momentum 0.9")
+    batch_size: int = Field(64, ge=2)
+    logits_bn: bool = Field(True, description="BatchNorm1d on the logits")
+    clip_grad_norm: float | None = Field(10.0, gt=0, description="null: no clipping")
+    warmup_steps: int = Field(0, ge=0, description="linear warm-up steps")
+    max_steps: int | None = Field(None, ge=1, description="caps the total steps")
+    flip_probability: float = Field(0.5, ge=0, le=1)
+    num_workers: int = Field(0, ge=0)
+    sync_bn: bool = Field(False, description="SyncBatchNorm under torchrun on CUDA")
 
 
 # -- parsing --------------------------------------------------------------------------------------
@@ -330,8 +382,6 @@ def defaults_markdown() -> str:
     for entry in PROTOCOLS.values():
         defaults = entry.defaults()
         cells = ", ".join(f"`{k} {_value(v)}`" for k, v in defaults.items()) if defaults else "no options"
-        if entry.options is None:
-            cells += " (untyped: checked by the protocol itself)"
         if entry.recipe_options is not None:
             own = entry.recipe_options.defaults()
             cells += ("; from a recipe: " + ", ".join(f"`{k} {_value(v)}`" for k, v in own.items())

@@ -8,15 +8,10 @@ and the README's defaults table is generated from it.
 
 Adding a protocol: write ``def my_protocol(ctx: ProtocolContext) -> ProtocolOutput`` that starts with
 ``options = resolve_options(ctx, MyOptions)``, add ``class MyOptions(ProtocolOptions)`` to ``options.py`` and one
-``_register(...)`` line below. A protocol whose options are not typed yet registers ``options=None`` and
-``defaults="module:DICT"`` (its defaults dict, shown in the README table); it keeps checking ``ctx.options``
-itself and :meth:`ProtocolEntry.validate` passes the options through unchanged.
-
-Typing such a protocol later (the fine-tunes today): write its model in ``options.py`` with the dict's keys in
-the dict's order and the same Python types (``10.0`` stays a float), replace ``resolve_options(ctx, DICT)`` and
-its ``check_*`` calls by ``resolve_options(ctx, Model)``, change its line below to ``options=Model`` without
-``defaults=``, add its old dict as literals to ``BEFORE`` in ``tests/evaluation/test_protocol_options.py``,
-delete the dict and regenerate the README table.
+``_register(...)`` line below. Every protocol's options are typed (the fine-tunes' were the last: their models
+kept the old defaults dicts' keys, order and Python types, pinned by ``BEFORE`` in
+``tests/evaluation/test_protocol_options.py``, so that the committed results stay valid); the README's
+defaults table is regenerated from the models.
 
 A fine-tune that also runs from a recipe (``recipe_run``) has two option sets: the short fine-tune's model
 (``options``, ``extra="forbid"``) and the recipe run's own options (``recipe_options``, a
@@ -25,8 +20,10 @@ is a recipe override, passed through here and checked by the recipe resolver whe
 backbone). :meth:`ProtocolEntry.validate` picks the set with
 :func:`~plipbench.evaluation.protocols.options.runs_from_recipe`; the protocol itself checks again with the set
 of the path it takes (``resolve_options(ctx, Model)`` on the short path,
-``<Kind>RecipeRunOptions.validate_run(ctx.options, where)`` before ``resolve_protocol_recipe``). To type such a fine-tune: as above, plus its ``RecipeRunOptions`` subclass (the
-run's ``extra`` own options, e.g. ``flip``) and ``recipe_options=`` on its line below.
+``<Kind>RecipeRunOptions.validate_run(ctx.options, where)`` before ``resolve_protocol_recipe``). Such a
+fine-tune registers its ``RecipeRunOptions`` subclass (the run's extra own options, e.g. image ReID's ``flip``;
+:class:`~plipbench.evaluation.protocols.options.RecipeRunOptions` itself where it has none, as the attribute
+fine-tune) as ``recipe_options=`` on its line below.
 """
 
 from __future__ import annotations
@@ -49,10 +46,9 @@ class ProtocolEntry:
     kind: str
     base: str
     target: str  # "module:attr" of the protocol function
-    options: type[opt.ProtocolOptions] | None
+    options: type[opt.ProtocolOptions]
     trains: bool
     needs_text: bool = False
-    defaults_target: str | None = None  # "module:DICT", for an untyped (options=None) protocol's README row
     recipe_options: type[opt.RecipeRunOptions] | None = None  # a fine-tune's own options when run from a recipe
 
     def load(self) -> Callable[[ProtocolContext], ProtocolOutput]:
@@ -60,21 +56,14 @@ class ProtocolEntry:
         return getattr(importlib.import_module(module), attr)
 
     def defaults(self) -> dict[str, Any]:
-        if self.options is not None:
-            return self.options.defaults()
-        if self.defaults_target is None:
-            return {}
-        module, attr = self.defaults_target.split(":")
-        return dict(getattr(importlib.import_module(module), attr))
+        return self.options.defaults()
 
     def validate(self, given: Mapping[str, Any], where: str) -> dict[str, Any]:
-        """``given`` checked and completed with the defaults; an untyped protocol's options come back as given.
+        """``given`` checked and completed with the defaults, as the result records them.
 
         A fine-tune with ``recipe_options`` whose ``given`` tell a recipe run (:func:`opt.runs_from_recipe`): its own
         options checked and completed, the recipe overrides after them as given.
         """
-        if self.options is None:
-            return dict(given)
         if self.recipe_options is not None and opt.runs_from_recipe(given, self.options):
             return self.recipe_options.validate_run(given, where)
         return opt.validate_options(self.options, given, where)
@@ -83,12 +72,10 @@ class ProtocolEntry:
 PROTOCOLS: dict[tuple[str, str], ProtocolEntry] = {}
 
 
-def _register(kind: str, base: str, target: str, options: type[opt.ProtocolOptions] | None, *, trains: bool,
-              needs_text: bool = False, defaults: str | None = None,
-              recipe_options: type[opt.RecipeRunOptions] | None = None) -> None:
+def _register(kind: str, base: str, target: str, options: type[opt.ProtocolOptions], *, trains: bool,
+              needs_text: bool = False, recipe_options: type[opt.RecipeRunOptions] | None = None) -> None:
     PROTOCOLS[(kind, base)] = ProtocolEntry(kind, base, "plipbench.evaluation.protocols." + target, options, trains,
-                                            needs_text, defaults and "plipbench.evaluation.protocols." + defaults,
-                                            recipe_options)
+                                            needs_text, recipe_options)
 
 
 _register("text-reid", "zero-shot", "text_reid:zero_shot", opt.TextZeroShotOptions, trains=False, needs_text=True)
@@ -97,13 +84,13 @@ _register("text-reid", "linear-probe", "text_reid:linear_probe", opt.TextLinearP
 _register("text-reid", "fine-tune", "text_reid:fine_tune", opt.TextFineTuneOptions, trains=True, needs_text=True,
           recipe_options=opt.TextRecipeRunOptions)
 _register("image-reid", "zero-shot", "image_reid:zero_shot", opt.ImageZeroShotOptions, trains=False)
-_register("image-reid", "fine-tune", "image_reid:fine_tune", None, trains=True,
-          defaults="image_reid:IMAGE_FINE_TUNE_DEFAULTS")
+_register("image-reid", "fine-tune", "image_reid:fine_tune", opt.ImageFineTuneOptions, trains=True,
+          recipe_options=opt.ImageRecipeRunOptions)
 _register("attributes", "linear-probe", "attributes:linear_probe", opt.AttributeLinearProbeOptions, trains=True)
 _register("attributes", "zero-shot", "attributes:zero_shot", opt.AttributeZeroShotOptions, trains=False,
           needs_text=True)
-_register("attributes", "fine-tune", "attributes:fine_tune", None, trains=True,
-          defaults="attributes:ATTRIBUTE_FINE_TUNE_DEFAULTS")
+_register("attributes", "fine-tune", "attributes:fine_tune", opt.AttributeFineTuneOptions, trains=True,
+          recipe_options=opt.RecipeRunOptions)
 _register("parsing", "linear-probe", "parsing:linear_probe", opt.ParsingLinearProbeOptions, trains=True)
 _register("parsing", "fine-tune", "parsing_fine_tune:fine_tune", opt.ParsingFineTuneOptions, trains=True)
 _register("person-search", "gt-boxes", "person_search:gt_boxes", opt.GtBoxesOptions, trains=False)
