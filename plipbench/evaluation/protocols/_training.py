@@ -39,23 +39,10 @@ def _where(ctx: ProtocolContext) -> str:
     return f"task {ctx.task.name}, protocol {ctx.protocol.name} ({ctx.task.kind} {ctx.protocol.base})"
 
 
-def resolve_options(ctx: ProtocolContext, defaults: type[ProtocolOptions] | Mapping[str, Any]) -> dict[str, Any]:
-    """``ctx.options`` checked and completed with the defaults, as recorded in the result.
-
-    ``defaults`` is the protocol's options model (:mod:`~plipbench.evaluation.protocols.options`), or, for a
-    protocol not typed yet, a dict of defaults: then an unknown key is refused and the protocol checks the
-    values itself (``check_int`` and so on).
-    """
-    if isinstance(defaults, type):
-        return validate_options(defaults, ctx.options, _where(ctx))
-    unknown = sorted(set(ctx.options) - set(defaults))
-    if unknown:
-        raise ConfigError(
-            f"{_where(ctx)}: unknown option {unknown[0]!r}; known options: {', '.join(sorted(defaults))}"
-        )
-    merged = copy.deepcopy(dict(defaults))
-    merged.update(copy.deepcopy(dict(ctx.options)))
-    return merged
+def resolve_options(ctx: ProtocolContext, model: type[ProtocolOptions]) -> dict[str, Any]:
+    """``ctx.options`` checked against the protocol's options model (:mod:`~plipbench.evaluation.protocols.options`)
+    and completed with its defaults, as recorded in the result; a bad option is a one-line ConfigError."""
+    return validate_options(model, ctx.options, _where(ctx))
 
 
 def resolve_metric_options(ctx: ProtocolContext, defaults: Mapping[str, Any]) -> dict[str, Any]:
@@ -74,16 +61,6 @@ def option_error(ctx: ProtocolContext, key: str, expected: str, value: Any) -> C
     return ConfigError(f"{_where(ctx)}: option {key!r} expects {expected}, got {value!r}")
 
 
-def check_int(ctx: ProtocolContext, options: dict[str, Any], key: str, minimum: int = 1,
-              allow_none: bool = False) -> None:
-    value = options[key]
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        expected = f"an integer >= {minimum}" + (" or null" if allow_none else "")
-        raise option_error(ctx, key, expected, value)
-
-
 def check_float(ctx: ProtocolContext, options: dict[str, Any], key: str, minimum: float = 0.0,
                 strict: bool = False) -> None:
     value = options[key]
@@ -94,11 +71,6 @@ def check_float(ctx: ProtocolContext, options: dict[str, Any], key: str, minimum
     if not ok:
         raise option_error(ctx, key, f"a number {'>' if strict else '>='} {minimum}", options[key])
     options[key] = float(options[key])
-
-
-def check_choice(ctx: ProtocolContext, options: dict[str, Any], key: str, choices: Sequence[Any]) -> None:
-    if options[key] not in choices:
-        raise option_error(ctx, key, "one of " + ", ".join(repr(c) for c in choices), options[key])
 
 
 def check_bool(ctx: ProtocolContext, options: dict[str, Any], key: str) -> None:
@@ -241,18 +213,6 @@ def pk_sampler(pids: Sequence[int], identities_per_batch: int, images_per_identi
     p_eff = max(1, min(identities_per_batch, groups))
     return IdentityBatchSampler(pids, identities_per_batch=p_eff, images_per_identity=images_per_identity,
                                 seed=seed), p_eff
-
-
-def check_loop_options(ctx: ProtocolContext, options: dict[str, Any]) -> None:
-    """The options every fine-tune loop shares: warm-up and step limits, flip probability, loader workers,
-    ``sync_bn`` (:func:`sync_batchnorm`)."""
-    check_int(ctx, options, "warmup_steps", minimum=0)
-    check_int(ctx, options, "max_steps", allow_none=True)
-    check_float(ctx, options, "flip_probability")
-    if options["flip_probability"] > 1:
-        raise option_error(ctx, "flip_probability", "a number in [0, 1]", options["flip_probability"])
-    check_int(ctx, options, "num_workers", minimum=0)
-    check_bool(ctx, options, "sync_bn")
 
 
 def sync_batchnorm(ctx: ProtocolContext, options: Mapping[str, Any], *modules: Any) -> tuple[Any, ...]:
