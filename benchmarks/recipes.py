@@ -316,12 +316,10 @@ def bench_recipe(name: str, *, device: str, steps: int, warmup: int, batch_size:
     if not isinstance(last_loss, dict):  # the attribute fine-tune records one number per epoch (its BCE)
         last_loss = {"bce": last_loss}
     left_out = list(details.get("left_out", []))
-    note = getattr(backbone, "benchmark_note", None)
-    if note is not None:  # the protocol's own note describes its default path, not this resampled backbone
-        left_out = [n for n in left_out if not n.startswith("position-embedding resampling")]
+    ran = (details.get("acceleration") or {}).get("precision", "fp32")
     precision = resolved.get("precision")
-    if precision not in (None, "fp32") and not any(n.startswith("precision") for n in left_out):
-        left_out.append(f"precision {precision} (trained in fp32: the fine-tune has no autocast)")
+    if precision not in (None, "fp32") and ran == "fp32" and not any(n.startswith("precision") for n in left_out):
+        left_out.append(f"precision {precision} (trained in fp32{' on the CPU' if device == 'cpu' else ''})")
     return {
         "recipe": name, "task": task.name, "backbone": backbone_spec or bench.backbone,
         "backbone_description": bench.description if backbone_spec is None else backbone_spec,
@@ -330,7 +328,7 @@ def bench_recipe(name: str, *, device: str, steps: int, warmup: int, batch_size:
         "trained_input": output.options.get("input_size"),
         "batch_size": sizes[0], "batch_size_recipe": int(recipe.sampler.batch_size),
         "batch_size_overridden": batch_size is not None, "precision": resolved.get("precision"),
-        "left_out": left_out, "script_note": note, "num_workers": workers,
+        "left_out": left_out, "num_workers": workers,
         "warmup_steps": warmup, "timed_steps": steps, "timed_samples": sum(sizes),
         "timed_seconds": round(seconds, 3), "step_ms": round(1000 * seconds / steps, 1),
         "train_samples_per_s": round(train_ips, 2), "memory": memory,
@@ -482,7 +480,6 @@ def render(report: dict[str, Any]) -> None:
                       "throughput, not the recipe's", highlight=False)
     for r in report["results"]:
         notes = [f"trained input {r['trained_input']}"] if r["trained_input"] not in (None, "recipe") else []
-        notes += [r["script_note"]] if r["script_note"] else []
         notes += r["left_out"]
         if notes:
             console.print(f"{r['recipe']}: " + "; ".join(dict.fromkeys(notes)), highlight=False)

@@ -65,16 +65,18 @@ def test_recipes_benchmark_writes_positive_figures(tmp_path: Path, monkeypatch: 
     report = _module().main([
         "--recipes", "bot,plip-cmpmc,rethinking", "--steps", "2", "--warmup-steps", "1", "--batch-size", "4",
         "--identities", "8", "--threads", "1", "--backbone", "bot=random:timm/resnet18",
-        "--backbone", "plip-cmpmc=random:plip-mini", "--json", str(out),
+        "--backbone", "plip-cmpmc=random:plip-mini", "--backbone", "rethinking=random:timm/resnet18",
+        "--json", str(out),
     ])  # fmt: skip
     stored = json.loads(out.read_text())
     assert stored == json.loads(json.dumps(report))
     assert stored["hardware"]["cpu_model"] and stored["hardware"]["torch"]
-    assert set(stored["skipped"]) <= {"rethinking"}
+    assert stored["skipped"] == {}  # every shipped recipe has a benchmark
     results = {r["recipe"]: r for r in stored["results"]}
-    assert set(results) | set(stored["skipped"]) == {"bot", "plip-cmpmc", "rethinking"}
+    assert set(results) == {"bot", "plip-cmpmc", "rethinking"}
     for name, r in results.items():
-        assert r["input_size"] == [256, 128] and r["trained_input"] == "recipe"
+        assert r["input_size"] == ([256, 192] if name == "rethinking" else [256, 128])
+        assert r["trained_input"] == "recipe"
         assert r["batch_size"] == 4 and r["batch_size_overridden"] and r["timed_steps"] == 2
         assert r["timed_samples"] == 8 and r["twin_train_samples"] > 0
         for key in ("timed_seconds", "step_ms", "train_samples_per_s", "eval_images_per_s", "eval_images"):
@@ -88,6 +90,8 @@ def test_recipes_benchmark_writes_positive_figures(tmp_path: Path, monkeypatch: 
     assert results["bot"]["projection"]["epochs"] == 120
     assert results["plip-cmpmc"]["projection"]["train_samples_per_epoch"] == 68126  # captions: each
     assert results["plip-cmpmc"]["projection"]["epochs"] == 30
+    assert results["rethinking"]["projection"]["train_samples_per_epoch"] == 80000  # PA-100K's train split
+    assert results["rethinking"]["projection"]["epochs"] == 30
 
 
 @pytest.mark.parametrize("args, message", [
