@@ -14,6 +14,25 @@ from pathlib import Path
 import torch
 import yaml
 
+from plipbench.evaluation.resume import FineTuneCheckpoint
+
+
+class Killed(Exception):
+    """Raised by :class:`DiesAfter`: the run stops as a kill would stop it."""
+
+
+class DiesAfter(FineTuneCheckpoint):
+    """A checkpoint that stops the run (as a kill would) once epoch ``after`` (0-based) is saved."""
+
+    def __init__(self, *args, after: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.after = after
+
+    def save(self, epoch, state, tensors) -> None:
+        super().save(epoch, state, tensors)
+        if epoch == self.after:
+            raise Killed
+
 
 class SlowCNN(torch.nn.Module):
     def __init__(self) -> None:

@@ -18,6 +18,7 @@ from protocol_fixtures import (
     synthetic_dataset,
     task_data,
 )
+from resume_fixtures import DiesAfter, Killed
 
 from plipbench.errors import ConfigError
 from plipbench.evaluation.protocols import get_protocol
@@ -268,19 +269,6 @@ def test_protocol_with_ema_evaluates_other_weights_than_without(pa100k) -> None:
 
 
 # -- resume ------------------------------------------------------------------------------------------------------
-class _Killed(Exception):
-    pass
-
-
-class _DiesAfter(FineTuneCheckpoint):
-    def __init__(self, *args, after: int, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.after = after
-
-    def save(self, epoch, state, tensors) -> None:
-        super().save(epoch, state, tensors)
-        if epoch == self.after:
-            raise _Killed
 
 
 def test_resumed_recipe_run_with_ema_and_plateau_equals_the_uninterrupted_one(pa100k, tmp_path) -> None:
@@ -288,8 +276,8 @@ def test_resumed_recipe_run_with_ema_and_plateau_equals_the_uninterrupted_one(pa
     full = _run(pa100k, options)
     assert full.details["ema"] is not None
     spec = {"kind": "attributes-recipe"}
-    with pytest.raises(_Killed):
-        _run(pa100k, options, _DiesAfter(tmp_path / "ckpt", spec, resume=False, after=0))
+    with pytest.raises(Killed):
+        _run(pa100k, options, DiesAfter(tmp_path / "ckpt", spec, resume=False, after=0))
     torch.rand(5), np.random.rand(2)  # draws in between must not matter
     checkpoint = FineTuneCheckpoint(tmp_path / "ckpt", spec, resume=True)
     resumed = _run(pa100k, options, checkpoint)

@@ -19,6 +19,7 @@ from protocol_fixtures import (
     synthetic_dataset,
     task_data,
 )
+from resume_fixtures import DiesAfter, Killed
 
 from plipbench.errors import ConfigError
 from plipbench.evaluation.protocols import get_protocol
@@ -103,27 +104,14 @@ def test_bot_with_center_loss_runs_and_records_it(market):
     assert without.details["center_loss"] == "off" and "center" not in without.details["train_loss"][0]
 
 
-class _Killed(Exception):
-    pass
-
-
-class _DiesAfter(FineTuneCheckpoint):
-    def __init__(self, *args, after: int, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.after = after
-
-    def save(self, epoch, state, tensors) -> None:
-        super().save(epoch, state, tensors)
-        if epoch == self.after:
-            raise _Killed
 
 
 def test_resume_with_the_center_optimizer_is_exact(market, tmp_path):
     options = {**CENTER, "epochs": 3, "schedule.milestones": [2]}
     spec = {"kind": "image-reid", "center": True}
     full = _run(market, options)
-    with pytest.raises(_Killed):
-        _run(market, options, checkpoint=_DiesAfter(tmp_path / "ckpt", spec, resume=False, after=0))
+    with pytest.raises(Killed):
+        _run(market, options, checkpoint=DiesAfter(tmp_path / "ckpt", spec, resume=False, after=0))
     state = (tmp_path / "ckpt" / "state.json").read_text()
     assert '"extra_optimizers"' in state  # the centre SGD's state is in the checkpoint
     torch.rand(5), np.random.rand(2)  # numbers drawn in between do not matter
@@ -220,8 +208,8 @@ def test_extra_optimizers_step_and_resume_exactly(tmp_path):
 
     model, extra = _loop_run()
     spec = {"kind": "loop"}
-    with pytest.raises(_Killed):
-        _loop_run(_DiesAfter(tmp_path / "ckpt", spec, resume=False, after=0))
+    with pytest.raises(Killed):
+        _loop_run(DiesAfter(tmp_path / "ckpt", spec, resume=False, after=0))
     tensors = load_file(next((tmp_path / "ckpt").glob("*.safetensors")))
     assert any(k.startswith("extra_optimizer.0.optimizer.") and k.endswith("momentum_buffer") for k in tensors)
     resumed_model, resumed_extra = _loop_run(FineTuneCheckpoint(tmp_path / "ckpt", spec, resume=True))

@@ -25,7 +25,7 @@ from protocol_fixtures import (
     synthetic_dataset,
     task_data,
 )
-from resume_fixtures import write_attribute_task
+from resume_fixtures import DiesAfter, Killed, write_attribute_task
 
 from plipbench.errors import ConfigError
 from plipbench.evaluation.protocols import get_protocol
@@ -95,21 +95,6 @@ def test_sigkilled_fine_tune_resumes_to_the_uninterrupted_result(tmp_path) -> No
 
 
 # -- in process: every fine-tune protocol resumes exactly -----------------------------------------------------
-class _Killed(Exception):
-    pass
-
-
-class _DiesAfter(FineTuneCheckpoint):
-    """A checkpoint that stops the run (as a kill would) once epoch ``after`` (0-based) is saved."""
-
-    def __init__(self, *args, after: int, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.after = after
-
-    def save(self, epoch, state, tensors) -> None:
-        super().save(epoch, state, tensors)
-        if epoch == self.after:
-            raise _Killed
 
 
 def _contexts(tmp_path, kind: str):
@@ -133,8 +118,8 @@ def test_resumed_fine_tune_equals_the_uninterrupted_one(tmp_path, kind) -> None:
     spec = {"kind": kind}
     full = get_protocol(kind, "fine-tune")(context())
     ctx = context()
-    ctx.checkpoint = _DiesAfter(tmp_path / "ckpt", spec, resume=False, after=0)
-    with pytest.raises(_Killed):
+    ctx.checkpoint = DiesAfter(tmp_path / "ckpt", spec, resume=False, after=0)
+    with pytest.raises(Killed):
         get_protocol(kind, "fine-tune")(ctx)
     # numbers drawn in between must not matter: the checkpoint restores the RNG streams
     torch.rand(7), np.random.rand(3)
@@ -152,8 +137,8 @@ def test_without_resume_a_stale_checkpoint_is_ignored_and_replaced(tmp_path) -> 
     context = _contexts(tmp_path, "attributes")
     full = get_protocol("attributes", "fine-tune")(context())
     ctx = context()
-    ctx.checkpoint = _DiesAfter(tmp_path / "ckpt", {"a": 1}, resume=False, after=1)
-    with pytest.raises(_Killed):
+    ctx.checkpoint = DiesAfter(tmp_path / "ckpt", {"a": 1}, resume=False, after=1)
+    with pytest.raises(Killed):
         get_protocol("attributes", "fine-tune")(ctx)
     ctx = context()
     ctx.checkpoint = FineTuneCheckpoint(tmp_path / "ckpt", {"a": 2}, resume=False)  # another spec: no refusal
