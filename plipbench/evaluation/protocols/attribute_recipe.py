@@ -44,7 +44,6 @@ from plipbench.errors import ConfigError, DataError
 from plipbench.evaluation.protocols._training import (
     Stopwatch,
     fine_tune_loop,
-    require_records,
     seeded,
     sync_batchnorm,
     training_copy,
@@ -101,19 +100,18 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     from plipbench.evaluation.protocols.attributes import (
         AttributeHeadBackbone,
         _evaluate,
-        _metric_options,
         _output,
         attribute_labels,
+        labelled_splits,
     )
     from plipbench.evaluation.protocols.recipe_run import (
         EpochScheduler,
         RecipeImages,
         recipe_details,
-        resample_for_recipe,
+        recipe_model_parts,
         resolve_protocol_recipe,
     )
     from plipbench.evaluation.protocols.samplers import RandomBatchSampler
-    from plipbench.models.drop_path import set_drop_path
     from plipbench.recipes import build_lr_scheduler, build_optimizer, build_train_transform
 
     # the run's own options typed here (RecipeRunOptions: none beyond those); the rest are overrides the recipe
@@ -130,12 +128,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         raise ConfigError(f"{where}: neck.kind {recipe.neck.kind} does not apply to attributes (use none)")
     if recipe.sampler.kind != "random":
         raise ConfigError(f"{where}: the attribute fine-tune draws random batches, not a {recipe.sampler.kind} sampler")
-    metric = _metric_options(ctx)
-    train, test = ctx.data.train_records, ctx.data.test_records
-    require_records(ctx, train, "train")
-    require_records(ctx, test, "test")
-    names = list(ctx.data.attribute_names or [])
-    y_train, y_test = attribute_labels(ctx, train, "train"), attribute_labels(ctx, test, "test")
+    metric, train, test, names, y_train, y_test = labelled_splits(ctx)
     split, watched = _split_roles(ctx, resolved.paper_compatible)
     y_watched = attribute_labels(ctx, watched, split) if split else None
     sampler = RandomBatchSampler(len(train), recipe.sampler.batch_size, drop_last=recipe.sampler.drop_last,
@@ -147,13 +140,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     device = ctx.device
 
     encoder = training_copy(ctx.backbone, device)
-    position = resample_for_recipe(ctx, resolved, encoder)  # a ViT at 256 x 192 / 256 x 128 (SOLIDER-PAR)
-    drop_path = (set_drop_path(encoder.module, recipe.drop_path) if recipe.drop_path
-                 else {"rate": recipe.drop_path or 0.0, "applied": False, "reason": "the recipe has none"})
-    test_spec = encoder.image_transform.model_copy(update={
-        "size": tuple(recipe.input.size), "mean": resolved.mean, "std": resolved.std,
-        "interpolation": recipe.input.test_interpolation, "resize": "stretch", "crop_pct": 1.0})
-    encoder.image_transform = test_spec
+    parts_done = recipe_model_parts(ctx, resolved, encoder)  # a ViT at 256 x 192 / 256 x 128 (SOLIDER-PAR)
     num_attributes = len(names)
     with seeded(ctx.seed, device):
         layers: list[Any] = [torch.nn.Linear(encoder.embedding_dim, num_attributes, bias=recipe.neck.classifier_bias)]
@@ -221,7 +208,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
                             f"{split} loss" if split else "mean train loss of the epoch (no val split)"),
         "ema": None if recipe.ema is None else recipe.ema.model_dump(),
         "epoch_lr": [[float(f"{lr:.6g}") for lr in lrs] for lrs in scheduler.epoch_lrs],
-        "steps": record.steps, "left_out": left_out, "position_embedding": position, "drop_path": drop_path,
+        "steps": record.steps, "left_out": left_out, **parts_done,
         "acceleration": accel.details(),
         "num_train_images": len(train), "num_val_images": len(ctx.data.val_records),
         "train_positive_ratio": [round(float(r), 6) for r in y_train.astype(np.float64).mean(0)],

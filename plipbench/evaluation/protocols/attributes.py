@@ -69,6 +69,18 @@ def attribute_labels(ctx: ProtocolContext, records: list[PersonRecord], role: st
     return np.where(labels == 1, 1, 0).astype(np.uint8)
 
 
+def labelled_splits(ctx: ProtocolContext) -> tuple[dict[str, Any], list[PersonRecord], list[PersonRecord], list[str],
+                                                   np.ndarray, np.ndarray]:
+    """``(metric options, train, test, attribute names, train labels, test labels)``, the train and test splits
+    required non-empty: what the linear probe and the recipe fine-tune start from."""
+    metric = _metric_options(ctx)
+    train, test = ctx.data.train_records, ctx.data.test_records
+    require_records(ctx, train, "train")
+    require_records(ctx, test, "test")
+    names = list(ctx.data.attribute_names or [])
+    return metric, train, test, names, attribute_labels(ctx, train, "train"), attribute_labels(ctx, test, "test")
+
+
 def _metric_options(ctx: ProtocolContext) -> dict[str, Any]:
     return resolve_metric_options(ctx, ATTRIBUTE_METRIC_DEFAULTS)
 
@@ -279,12 +291,7 @@ def linear_probe(ctx: ProtocolContext) -> ProtocolOutput:
     import numpy as np
 
     options = resolve_options(ctx, AttributeLinearProbeOptions)
-    metric = _metric_options(ctx)
-    train, test = ctx.data.train_records, ctx.data.test_records
-    require_records(ctx, train, "train")
-    require_records(ctx, test, "test")
-    names = list(ctx.data.attribute_names or [])
-    y_train, y_test = attribute_labels(ctx, train, "train"), attribute_labels(ctx, test, "test")
+    metric, train, test, names, y_train, y_test = labelled_splits(ctx)
     clock = Stopwatch()
     as_numpy = lambda t: t.detach().cpu().double().numpy()  # noqa: E731
     x_train = as_numpy(ctx.features.image_features(train))

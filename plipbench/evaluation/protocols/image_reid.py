@@ -257,10 +257,9 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         RecipeImages,
         identity_batch,
         recipe_details,
-        resample_for_recipe,
+        recipe_model_parts,
         resolve_protocol_recipe,
     )
-    from plipbench.models.drop_path import set_drop_path
     from plipbench.recipes import build_lr_scheduler, build_optimizer, build_train_transform
 
     # the run's own options typed here (ImageRecipeRunOptions); the rest are overrides the recipe resolver checks
@@ -277,13 +276,8 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     clock = Stopwatch()
     device = ctx.device
     stride_changes = set_last_stride_one(encoder.module) if recipe.last_stride == 1 else []
-    position = resample_for_recipe(ctx, resolved, encoder)
-    drop_path = (set_drop_path(encoder.module, recipe.drop_path) if recipe.drop_path
-                 else {"rate": recipe.drop_path or 0.0, "applied": False, "reason": "the recipe has none"})
-    test_spec = encoder.image_transform.model_copy(update={
-        "size": tuple(recipe.input.size), "mean": resolved.mean, "std": resolved.std,
-        "interpolation": recipe.input.test_interpolation, "resize": "stretch", "crop_pct": 1.0})
-    encoder.image_transform = test_spec
+    parts_done = recipe_model_parts(ctx, resolved, encoder)
+    test_spec = encoder.image_transform
     dim = encoder.embedding_dim
     center = recipe.losses.center if recipe.losses.center is not None and recipe.losses.center.enabled else None
     with seeded(ctx.seed, device):
@@ -353,7 +347,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         sampler=sampler.describe(), curve=record.curve,
         last_stride=stride_changes or ("not applied: no ResNet-like last stage" if recipe.last_stride == 1
                                        else "unchanged"),
-        position_embedding=position, drop_path=drop_path, acceleration=accel.details(),
+        **parts_done, acceleration=accel.details(),
         ema=None if recipe.ema is None else recipe.ema.model_dump(),
         center_loss="off" if center is None else {
             "weight": center.weight, "lr": center.lr, "feature": center.feature, "centers": [num_classes, dim],

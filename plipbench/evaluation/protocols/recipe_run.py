@@ -105,6 +105,22 @@ def resample_for_recipe(ctx: ProtocolContext, resolved: ResolvedRecipe, encoder:
         raise ConfigError(f"task {ctx.task.name}: recipe {resolved.name!r}: {err}") from None
 
 
+def recipe_model_parts(ctx: ProtocolContext, resolved: ResolvedRecipe, encoder: Any) -> dict[str, Any]:
+    """The recipe's parts on the training copy ``encoder``, in the image ReID, text ReID and attribute runs alike:
+    a ViT resampled to the recipe's size (:func:`resample_for_recipe`), the recipe's drop path
+    (:func:`plipbench.models.drop_path.set_drop_path`), and the test transform at the recipe's size and mean/std
+    (resize only). Returns what was done, ``{"position_embedding": ..., "drop_path": ...}``, for the details."""
+    from plipbench.models.drop_path import set_drop_path
+
+    recipe = resolved.recipe
+    position = resample_for_recipe(ctx, resolved, encoder)
+    drop_path = (set_drop_path(encoder.module, recipe.drop_path) if recipe.drop_path
+                 else {"rate": recipe.drop_path or 0.0, "applied": False, "reason": "the recipe has none"})
+    encoder.image_transform = encoder.image_transform.model_copy(update={
+        "size": tuple(recipe.input.size), "mean": resolved.mean, "std": resolved.std,
+        "interpolation": recipe.input.test_interpolation, "resize": "stretch", "crop_pct": 1.0})
+    return {"position_embedding": position, "drop_path": drop_path}
+
 def recipe_details(resolved: ResolvedRecipe) -> dict[str, Any]:
     """The resolved recipe as JSON and its SHA-256 (of the sorted JSON), for a result's details."""
     tree = resolved.model_dump(mode="json")

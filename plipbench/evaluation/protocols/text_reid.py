@@ -439,7 +439,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         EpochScheduler,
         RecipeImages,
         recipe_details,
-        resample_for_recipe,
+        recipe_model_parts,
         resolve_protocol_recipe,
     )
     from plipbench.evaluation.protocols.samplers import RandomBatchSampler
@@ -460,10 +460,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     samples = _caption_samples(train) if recipe.augment.captions == "each" else train
     labels, num_classes = relabel([r.pid for r in samples])
     model = training_copy(ctx.backbone, device)
-    position = resample_for_recipe(ctx, resolved, model)  # IRRA's resize_pos_embed to 384 x 128 for a ViT
-    model.image_transform = model.image_transform.model_copy(update={
-        "size": tuple(recipe.input.size), "mean": resolved.mean, "std": resolved.std,
-        "interpolation": recipe.input.test_interpolation, "resize": "stretch", "crop_pct": 1.0})
+    parts_done = recipe_model_parts(ctx, resolved, model)  # IRRA's resize_pos_embed to 384 x 128 for a ViT
     (model.module,) = sync_batchnorm(ctx, options, model.module)
     dataset = RecipeImages(samples, build_train_transform(resolved), labels, seed=ctx.seed)
     if recipe.sampler.kind == "identity":
@@ -543,7 +540,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     details.update(
         selection="best val R@1" if record.best_epoch is not None else "last-epoch",
         selection_mode="paper-compatible (test)" if resolved.paper_compatible else "val",
-        selected_epoch=record.selected_epoch, steps=record.steps, left_out=left_out, position_embedding=position,
+        selected_epoch=record.selected_epoch, steps=record.steps, left_out=left_out, **parts_done,
         acceleration=accel.details(),
         train_loss=[{k: round(v, 6) for k, v in epoch.items()} for epoch in record.losses],
         val_R1=[round(x, 6) for x in record.val_curve],
