@@ -11,7 +11,9 @@ seeds, not number by number. The rule, per cell (backbone, task, protocol):
   the floor's zero-shot mAPs moved by 1e-8 to 4e-7). Such a cell is then tested on its test items, the one noise
   source left: per query, the rerun's main-score value minus the committed one, averaged over the seeds, and a
   paired t-test of those differences over the queries (``N - 1`` degrees of freedom). Its p-value joins the Holm
-  family below. A cell without per-query data (or with other queries) has no such test and must be equal. For
+  family below. A cell without per-query data (or with other queries), or whose stored per-query values (AP,
+  ranks, ...) are all equal while a score differs (a real change: last-bit noise moves them too), must be
+  equal. For
   every cell the dataset fingerprint (the generated data's hashes) and the number of seeds must be equal.
 * **Trained cells**, main score only: the difference of the two seed means ``d = mean(rerun) - mean(committed)``
   is tested with ``t = d / (sigma * sqrt(1/S_c + 1/S_r))`` against Student's t. ``sigma`` is the largest of
@@ -238,7 +240,8 @@ def _first_change(c: Cell, r: Cell) -> str:
 
 def _paired_query_test(check: CellCheck, c: Cell, r: Cell) -> bool:
     """The paired t-test over the test items of an exact cell whose rerun differs (module docstring); False
-    when the cell has no per-query data for its main score, or the two runs scored other queries."""
+    (the cell must then be equal) when the cell has no per-query data for its main score, the two runs scored
+    other queries, or none of its stored per-query values (AP, ranks, ...) moved although a score did."""
     import numpy as np
     from scipy import stats
 
@@ -250,6 +253,8 @@ def _paired_query_test(check: CellCheck, c: Cell, r: Cell) -> bool:
         if a is None or b is None or len(a) != len(b) or len(a) < 2:
             return False
         diffs.append(np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64))
+    if all(rc.per_query == rr.per_query for rc, rr in zip(c.results, r.results, strict=True)):
+        return False  # no per-query value moved, yet a score did: not last-bit noise, which moves them too
     per_query = np.mean(diffs, axis=0)
     n = len(per_query)
     mean, sd = float(per_query.mean()), float(per_query.std(ddof=1))
