@@ -45,6 +45,14 @@ CANDIDATES: dict[str, tuple[str, str, dict[str, str]]] = {
     "ft64-ppp-s8-32": ("synth-pascal-person-part", "fine-tune",
                        {"input_size": "[64,32]", "layers": "[1,2,3]", "epochs": "3", "max_steps": "150",
                         "batch_size": "16"}),
+    # stride 8 at a 10x higher lr (1e-3, head 1e-2) and twice the steps: 150 steps at 1e-4 stay near background
+    "ft64-ppp-s8-lr": ("synth-pascal-person-part", "fine-tune",
+                       {"input_size": "[64,32]", "layers": "[1]", "lr": "0.001", "epochs": "4", "max_steps": "300",
+                        "batch_size": "16"}),
+    # twice the pre-training size (128 x 64), stride 8 (a 16 x 8 map), the higher lr
+    "ft128-ppp-s8-lr": ("synth-pascal-person-part", "fine-tune",
+                        {"input_size": "[128,64]", "layers": "[1]", "lr": "0.001", "epochs": "2", "max_steps": "150",
+                         "batch_size": "16"}),
     # LIP's 20 classes, stride 8
     "ft64-lip-s8": ("synth-lip", "fine-tune",
                     {"input_size": "[64,32]", "layers": "[1]", "epochs": "3", "max_steps": "150",
