@@ -49,6 +49,10 @@ CANDIDATES: dict[str, tuple[str, str, dict[str, str]]] = {
     "ft64-ppp-s8-lr": ("synth-pascal-person-part", "fine-tune",
                        {"input_size": "[64,32]", "layers": "[1]", "lr": "0.001", "epochs": "4", "max_steps": "300",
                         "batch_size": "16"}),
+    # the same with twice the steps (8 epochs of 75, 600 steps)
+    "ft64-ppp-s8-lr600": ("synth-pascal-person-part", "fine-tune",
+                          {"input_size": "[64,32]", "layers": "[1]", "lr": "0.001", "epochs": "8",
+                           "max_steps": "600", "batch_size": "16"}),
     # twice the pre-training size (128 x 64), stride 8 (a 16 x 8 map), the higher lr
     "ft128-ppp-s8-lr": ("synth-pascal-person-part", "fine-tune",
                         {"input_size": "[128,64]", "layers": "[1]", "lr": "0.001", "epochs": "2", "max_steps": "150",
