@@ -20,6 +20,13 @@ twice it; ``layers`` picks ModifiedResNet stage maps (0..3 = strides 4, 8, 16, 3
 PASCAL-Person-Part twin (7 classes derived from the same drawing) has fewer, larger parts than LIP's 20, so its
 mIoU is less dominated by classes nobody learns in a few hundred steps. Run it with ``OMP_NUM_THREADS=1``
 (one core per cell, as measured for the README).
+
+Measured (2-core machine, OMP_NUM_THREADS=1, nice 19, protocol seed 0; mIoU %, means CLIP / PLIP / floor, Welch p of
+the pooled 6 vs the floor's 3): ft64-ppp-last 10.90 / 10.92 / 11.05, p 0.018 (the floor *above*, 14 s/cell);
+ft64-ppp-s8 18.11 / 17.75 / 17.41, p 0.25 (14 s); ft64-ppp-s8-lr 27.46 / 27.14 / 26.59, p 0.035 (15 s), but with
+protocol seed 1 27.70 / 27.03 / 27.32, p 0.91; ft64-ppp-s8-lr600 32.52 / 32.12 / 31.53, p 0.089 (24 s);
+ft128-ppp-s8-lr 21.89 / 21.88 / 20.97, p 0.32 (18 s); lp64-ppp-all 31.28 / 30.12 / 32.20, p 0.062 (the floor
+above, 54 s). No candidate separates reproducibly: gaps are under 1 mIoU, the size of the seed noise.
 """
 
 from __future__ import annotations
