@@ -96,17 +96,19 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     import numpy as np
     import torch
 
-    from plipbench.evaluation.protocols.accel import accelerated_loader, resolve_acceleration
+    from plipbench.evaluation.protocols.accel import accelerated_loader
     from plipbench.evaluation.protocols.attributes import (
         AttributeHeadBackbone,
         _evaluate,
         _output,
+        attribute_head,
         attribute_labels,
         labelled_splits,
     )
     from plipbench.evaluation.protocols.recipe_run import (
         EpochScheduler,
         RecipeImages,
+        recipe_acceleration,
         recipe_details,
         recipe_model_parts,
         resolve_protocol_recipe,
@@ -143,20 +145,15 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     parts_done = recipe_model_parts(ctx, resolved, encoder)  # a ViT at 256 x 192 / 256 x 128 (SOLIDER-PAR)
     num_attributes = len(names)
     with seeded(ctx.seed, device):
-        layers: list[Any] = [torch.nn.Linear(encoder.embedding_dim, num_attributes, bias=recipe.neck.classifier_bias)]
-        if recipe.neck.classifier_init_std is not None:
-            torch.nn.init.normal_(layers[0].weight, std=recipe.neck.classifier_init_std)
-        if recipe.neck.logits_bn:
-            layers.append(torch.nn.BatchNorm1d(num_attributes))
-        head = torch.nn.Sequential(*layers).to(device)
+        head = attribute_head(encoder.embedding_dim, num_attributes, logits_bn=recipe.neck.logits_bn,
+                              bias=recipe.neck.classifier_bias, init_std=recipe.neck.classifier_init_std).to(device)
     encoder.module, head = sync_batchnorm(ctx, options, encoder.module, head)
     model = AttributeHeadBackbone(encoder, head, num_attributes)
     targets = torch.from_numpy(y_train.astype(np.float32)).to(device)
     positive_ratio = targets.mean(0)
     bce = recipe.losses.bce
     dataset = RecipeImages(train, build_train_transform(resolved), list(range(len(train))), seed=ctx.seed)
-    accel = resolve_acceleration(options, device, architecture=resolved.backbone.architecture,
-                                 recipe_precision=recipe.precision, where=f"task {ctx.task.name}")
+    accel = recipe_acceleration(ctx, options, resolved)
     loader = accelerated_loader(dataset, sampler, accel.prepare(encoder.module))
     optimizer = build_optimizer(model.module, recipe.optimizer)
     monitor = None

@@ -69,6 +69,20 @@ def attribute_labels(ctx: ProtocolContext, records: list[PersonRecord], role: st
     return np.where(labels == 1, 1, 0).astype(np.uint8)
 
 
+def attribute_head(dim: int, num_attributes: int, *, logits_bn: bool, bias: bool = True,
+                   init_std: float | None = None) -> Any:
+    """``Linear(dim, L)`` (torch's init, or N(0, ``init_std``)), then ``BatchNorm1d(L)`` on the logits if
+    ``logits_bn``: the head of both attribute fine-tunes. Call it seeded."""
+    import torch
+
+    layers: list[Any] = [torch.nn.Linear(dim, num_attributes, bias=bias)]
+    if init_std is not None:
+        torch.nn.init.normal_(layers[0].weight, std=init_std)
+    if logits_bn:
+        layers.append(torch.nn.BatchNorm1d(num_attributes))
+    return torch.nn.Sequential(*layers)
+
+
 def labelled_splits(ctx: ProtocolContext) -> tuple[dict[str, Any], list[PersonRecord], list[PersonRecord], list[str],
                                                    np.ndarray, np.ndarray]:
     """``(metric options, train, test, attribute names, train labels, test labels)``, the train and test splits
@@ -461,10 +475,7 @@ def fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     encoder = training_copy(ctx.backbone, device)
     num_attributes = len(names)
     with seeded(ctx.seed, device):
-        layers: list[Any] = [torch.nn.Linear(encoder.embedding_dim, num_attributes)]
-        if options["logits_bn"]:
-            layers.append(torch.nn.BatchNorm1d(num_attributes))
-        head = torch.nn.Sequential(*layers).to(device)
+        head = attribute_head(encoder.embedding_dim, num_attributes, logits_bn=options["logits_bn"]).to(device)
     encoder.module, head = sync_batchnorm(ctx, options, encoder.module, head)
     model = AttributeHeadBackbone(encoder, head, num_attributes)
     targets = torch.from_numpy(y_train.astype(np.float32)).to(device)

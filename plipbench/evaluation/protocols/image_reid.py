@@ -249,13 +249,14 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     import torch
     import torch.nn.functional as F
 
-    from plipbench.evaluation.protocols.accel import accelerated_loader, resolve_acceleration
+    from plipbench.evaluation.protocols.accel import accelerated_loader
     from plipbench.evaluation.protocols.heads import bnneck_head, set_last_stride_one
     from plipbench.evaluation.protocols.losses import CenterLoss, CenterSGD
     from plipbench.evaluation.protocols.recipe_run import (
         EpochScheduler,
         RecipeImages,
         identity_batch,
+        recipe_acceleration,
         recipe_details,
         recipe_model_parts,
         resolve_protocol_recipe,
@@ -290,8 +291,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     dataset = RecipeImages(train, build_train_transform(resolved), labels, seed=ctx.seed)
     p, k = identity_batch(ctx, resolved)
     sampler, p_eff = pk_sampler([r.pid for r in train], p, k, ctx.seed)
-    accel = resolve_acceleration(options, device, architecture=resolved.backbone.architecture,
-                                 recipe_precision=recipe.precision, where=f"task {ctx.task.name}")
+    accel = recipe_acceleration(ctx, options, resolved)
     loader = accelerated_loader(dataset, sampler, accel.prepare(encoder.module))
     trained = torch.nn.ModuleDict({"encoder": encoder.module, "neck": neck, "classifier": classifier})
     optimizer = build_optimizer(trained, recipe.optimizer)

@@ -121,6 +121,15 @@ def recipe_model_parts(ctx: ProtocolContext, resolved: ResolvedRecipe, encoder: 
         "interpolation": recipe.input.test_interpolation, "resize": "stretch", "crop_pct": 1.0})
     return {"position_embedding": position, "drop_path": drop_path}
 
+def recipe_acceleration(ctx: ProtocolContext, options: Mapping[str, Any], resolved: ResolvedRecipe) -> Any:
+    """The run's :class:`~plipbench.evaluation.protocols.accel.Acceleration`: its ``autocast`` /
+    ``channels_last`` / ``compile`` / ``num_workers`` options on ``ctx.device``, for the backbone's kind and the
+    recipe's own precision."""
+    from plipbench.evaluation.protocols.accel import resolve_acceleration
+
+    return resolve_acceleration(options, ctx.device, architecture=resolved.backbone.architecture,
+                                recipe_precision=resolved.recipe.precision, where=f"task {ctx.task.name}")
+
 def recipe_details(resolved: ResolvedRecipe) -> dict[str, Any]:
     """The resolved recipe as JSON and its SHA-256 (of the sorted JSON), for a result's details."""
     tree = resolved.model_dump(mode="json")

@@ -433,11 +433,12 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     """
     import torch
 
-    from plipbench.evaluation.protocols.accel import accelerated_loader, resolve_acceleration
+    from plipbench.evaluation.protocols.accel import accelerated_loader
     from plipbench.evaluation.protocols.losses import sdm_loss, shared_id_loss
     from plipbench.evaluation.protocols.recipe_run import (
         EpochScheduler,
         RecipeImages,
+        recipe_acceleration,
         recipe_details,
         recipe_model_parts,
         resolve_protocol_recipe,
@@ -469,8 +470,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     else:
         sampler = RandomBatchSampler(len(samples), recipe.sampler.batch_size, drop_last=recipe.sampler.drop_last,
                                      seed=ctx.seed)
-    accel = resolve_acceleration(options, device, architecture=resolved.backbone.architecture,
-                                 recipe_precision=recipe.precision, where=f"task {ctx.task.name}")
+    accel = recipe_acceleration(ctx, options, resolved)
     loader = accelerated_loader(dataset, sampler, accel.prepare(model.module))
     parts = torch.nn.ModuleDict({"backbone": model.module})
     extra_groups: list[dict[str, Any]] = []
