@@ -18,6 +18,8 @@ Conventions:
 * **Section sign** (§): a cell with a result run in the opt-in paper-compatible mode (``selection: test``,
   ``details.paper_compatible``): its recipe selected the epoch (or stepped its plateau) on the test split, as the
   reference code does, so it is not a held-out number.
+* **Degree sign** (°): a short run, ``details.short_run``: the cell's recipe ran fewer epochs than the reference
+  recipe (the mini suite's named short overrides); the footnote lists each recipe with its overrides.
 * **CI** (``with_ci=True``): the two-level bootstrap of :mod:`plipbench.leaderboard.seeds` (seeds and queries).
 * **Reference** (``reference="plip-paper"``): paper numbers whose (paper task, protocol, metric) equal a column's
   are added as extra, unranked rows labelled "reported in the PLIP paper, not reproduced"; when none matches, the
@@ -40,6 +42,7 @@ PROTOCOL_ORDER = ("zero-shot", "gt-boxes", "linear-probe", "few-shot", "fine-tun
 DAGGER = "†"
 UNKNOWN_MARK = "*"
 PAPER_COMPATIBLE_MARK = "§"
+SHORT_RUN_MARK = "°"
 REFERENCE_MARK = "‡"
 COST_COLUMNS = ("parameters", "images_per_second", "pretraining_hours")
 
@@ -119,6 +122,8 @@ class Leaderboard:
     seed_values: dict[tuple[str, str], list[tuple[int | None, float]]] = field(default_factory=dict)
     unknown_variance: set[tuple[str, str]] = field(default_factory=set)  # trained, but one seed only
     paper_compatible: set[tuple[str, str]] = field(default_factory=set)  # selection: test (the reference's mode)
+    # (backbone, column id) -> "recipe (override=value, ...)" of a short run (details.short_run)
+    short_runs: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def backbones(self) -> list[str]:
@@ -144,6 +149,10 @@ class Leaderboard:
         if self.paper_compatible:
             notes.append(f"{PAPER_COMPATIBLE_MARK} paper-compatible mode (selection: test): the epoch was selected "
                          "on the test split, as the reference code does, so the number is not a held-out one.")
+        if self.short_runs:
+            runs = "; ".join(sorted(set(self.short_runs.values())))
+            notes.append(f"{SHORT_RUN_MARK} short run: the reference recipe with fewer epochs than it has, so not the "
+                         f"recipe's number ({runs}; each result's details.recipe holds the recipe as run).")
         if self.unknown_variance:
             notes.append(f"{UNKNOWN_MARK} one seed of a trained model: its ± counts test samples only; training "
                          "variance unknown.")
@@ -172,6 +181,8 @@ class Leaderboard:
             text += UNKNOWN_MARK
         if (backbone, column.id) in self.paper_compatible:
             text += PAPER_COMPATIBLE_MARK
+        if (backbone, column.id) in self.short_runs:
+            text += SHORT_RUN_MARK
         n = self.cell_seeds(backbone, column)
         if n and n != self.row_seeds(backbone):
             text += f" [{n}]"
@@ -369,6 +380,7 @@ def build_leaderboard(results: list[TaskResult], *, with_ci: bool = False, refer
     daggers: set[tuple[str, str]] = set()
     unknown_variance: set[tuple[str, str]] = set()
     paper_compatible: set[tuple[str, str]] = set()
+    short_runs: dict[tuple[str, str], str] = {}
     seed_values: dict[tuple[str, str], list[tuple[int | None, float]]] = {}
     per_attribute: dict[str, dict[str, list[dict[str, Any]]]] = {}
     curves: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -385,6 +397,9 @@ def build_leaderboard(results: list[TaskResult], *, with_ci: bool = False, refer
             unknown_variance.add((backbone, column_id))
         if any(x.details.get("paper_compatible") or x.provenance.selection_split == "test" for x in cell.results):
             paper_compatible.add((backbone, column_id))
+        short = _short_run(cell.results)
+        if short is not None:
+            short_runs[(backbone, column_id)] = short
         if with_ci:
             ci = cell_interval(cell, **ci_options)
             if ci is not None:
@@ -407,10 +422,22 @@ def build_leaderboard(results: list[TaskResult], *, with_ci: bool = False, refer
         average_rank=average_rank.loc[order], costs=costs.loc[order], with_ci=with_ci, ci_options=ci_options,
         per_attribute=per_attribute, curves=curves, per_class_iou=per_class_iou, reference_name=reference, n_seeds=n_seeds.loc[order],
         seed_values=seed_values, unknown_variance=unknown_variance, paper_compatible=paper_compatible,
+        short_runs=short_runs,
     )
     if reference is not None:
         _attach_reference(board, reference_results(reference))
     return board
+
+
+def _short_run(results: list[TaskResult]) -> str | None:
+    """``"recipe (key=value, ...)"`` when a result of the cell is a short run of a recipe, else None."""
+    for r in results:
+        recipe = r.details.get("recipe")
+        if r.details.get("short_run") and isinstance(recipe, dict):
+            overrides = recipe.get("overrides") or {}
+            given = ", ".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+            return f"{recipe.get('name', '?')} ({given})" if given else str(recipe.get("name", "?"))
+    return None
 
 
 def _mean_per_class(results: list[TaskResult]) -> dict[str, float]:

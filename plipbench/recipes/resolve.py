@@ -59,7 +59,7 @@ class ResolvedRecipe(BaseModel):
     variants: tuple[str, ...] = Field(description="the variants applied, in order")
     dataset: str | None = None
     overrides: dict[str, Any] = Field(description="the caller's overrides, as given")
-    short_run: bool = Field(description="fewer epochs than the reference recipe")
+    short_run: bool = Field(description="fewer epochs than the reference recipe (``epochs`` or ``stop_after``)")
     paper_compatible: bool = Field(description="selection on the test split, as the reference code does")
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
@@ -161,7 +161,7 @@ def resolve_recipe(
 
     ``overrides`` maps dotted recipe keys to values (``{"optimizer.lr": 1e-4}``), plus the shorthands
     ``epochs``, ``warmup``, ``warmup_epochs`` (0: no warm-up), ``lr``, ``batch_size``, ``selection`` and
-    ``epochs_scale``. ``dataset``
+    ``epochs_scale``, and the key ``stop_after`` (train the schedule's first N epochs only). ``dataset``
     (``pa100k``, ``peta``, ...) applies the recipe's per-dataset values. ``architecture`` overrides the
     kind read from the module. Every misfit (a CNN recipe on a ViT, a text recipe on an image-only
     backbone, a last stride on a ViT) is a one-line :class:`ConfigError`.
@@ -204,7 +204,7 @@ def resolve_recipe(
         grid = (height // patch, width // patch)
     return ResolvedRecipe(
         name=recipe.name, backbone=profile, variants=tuple(applied), dataset=dataset, overrides=given,
-        short_run=resolved.epochs < reference.epochs, paper_compatible=resolved.selection.split == "test",
+        short_run=resolved.train_epochs < reference.epochs, paper_compatible=resolved.selection.split == "test",
         mean=mean, std=std, feature=feature, position_grid=grid, recipe=resolved,
     )  # fmt: skip
 

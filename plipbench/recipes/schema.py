@@ -420,6 +420,10 @@ class Recipe(RecipePart):
     warmup: WarmupSpec | None = None
     schedule: Schedule
     epochs: PositiveInt
+    stop_after: PositiveInt | None = Field(
+        None, description="a short run: train only the first N epochs, the lr following the schedule over "
+        "`epochs` (truncated, not compressed); null: all `epochs`"
+    )
     losses: LossesSpec
     neck: NeckSpec
     last_stride: Literal[1, 2] | None = Field(None, description="stride of the last CNN stage; null: not set")
@@ -440,6 +444,11 @@ class Recipe(RecipePart):
         default_factory=dict, description="per-dataset values (dotted keys), applied after the variants"
     )
 
+    @property
+    def train_epochs(self) -> int:
+        """The epochs this run trains: ``stop_after`` where set, else ``epochs``."""
+        return self.stop_after if self.stop_after is not None else self.epochs
+
     @model_validator(mode="after")
     def _coherent(self) -> Recipe:
         if self.warmup is not None:
@@ -451,6 +460,8 @@ class Recipe(RecipePart):
             raise ValueError(
                 f"milestone {self.schedule.milestones[-1]} is past the last epoch ({self.epochs})"
             )
+        if self.stop_after is not None and self.stop_after > self.epochs:
+            raise ValueError(f"stop_after ({self.stop_after}) is past the last epoch ({self.epochs})")
         if self.task == "text-reid" and "text" not in self.modalities:
             raise ValueError("a text-reid recipe needs modalities [image, text]")
         if self.neck.kind != "bnneck" and self.test.feature in ("before-bn", "after-bn"):

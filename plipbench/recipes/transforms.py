@@ -48,13 +48,15 @@ def _tail(resolved: ResolvedRecipe) -> list[Any]:
     ]
 
 
-def build_train_transform(resolved: ResolvedRecipe) -> Callable[[Any], torch.Tensor]:
-    """PIL image (or uint8 tensor) -> the augmented, normalised ``(3, H, W)`` training input."""
+def build_train_transform(resolved: ResolvedRecipe, *, decoded: bool = False) -> Callable[[Any], torch.Tensor]:
+    """PIL image (or uint8 tensor) -> the augmented, normalised ``(3, H, W)`` training input. ``decoded``: the
+    input is a ``(3, H, W)`` uint8 tensor already resized to the recipe's size with its train interpolation
+    (the decoded-image cache), and the resize step is left out."""
     from torchvision.transforms import v2
 
     recipe = resolved.recipe
     augment, size = recipe.augment, list(recipe.input.size)
-    steps = _head(resolved, recipe.input.train_interpolation)
+    steps = [] if decoded else _head(resolved, recipe.input.train_interpolation)
     if augment.flip:
         steps.append(v2.RandomHorizontalFlip(p=augment.flip))
     if augment.pad:

@@ -95,6 +95,19 @@ def test_paper_compatible_cells_are_marked(make_plain) -> None:
     assert "§" not in build_leaderboard([make_plain("B", "t1", 0.4, protocol="fine-tune")]).to_markdown()
 
 
+def test_short_runs_are_marked_with_their_overrides(make_plain) -> None:
+    """A recipe run with fewer epochs than the reference (details.short_run) gets ° and a footnote naming the recipe
+    and its overrides; a full recipe run and a run without a recipe get neither."""
+    short = make_plain("A", "t1", 0.5, protocol="fine-tune")
+    short.details.update(short_run=True, recipe={"name": "bot", "overrides": {"warmup_epochs": 0, "epochs": 2}})
+    full = make_plain("B", "t1", 0.4, protocol="fine-tune")
+    full.details.update(short_run=False, recipe={"name": "bot", "overrides": {}})
+    md = build_leaderboard([short, full, make_plain("C", "t1", 0.3, protocol="fine-tune")]).to_markdown()
+    assert "| A | 50.0° |" in md and "| B | 40.0 |" in md and "| C | 30.0 |" in md
+    assert "° short run" in md and "bot (epochs=2, warmup_epochs=0)" in md
+    assert "°" not in build_leaderboard([full]).to_markdown()
+
+
 def test_filters_and_bad_input(make_plain) -> None:
     results = [make_plain("A", "t1", 0.5), make_plain("A", "t2", 0.6, protocol="fine-tune")]
     assert [c.task for c in build_leaderboard(results, protocol="fine-tune").columns] == ["t2"]

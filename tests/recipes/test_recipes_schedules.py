@@ -160,6 +160,22 @@ def test_epochs_scale_shortens_the_schedule_and_is_recorded(resnet50) -> None:
         resolve_recipe("bot", resnet50, {"epochs": 50})
 
 
+def test_stop_after_truncates_the_schedule_without_compressing_it(resnet50, vit_b) -> None:
+    """``stop_after`` (the mini suite's short runs): the first N epochs of the schedule over ``epochs``; a cosine
+    keeps its length, so the lr of a truncated epoch is the full run's lr of that epoch."""
+    full = resolve_recipe("transreid", vit_b, {"warmup_epochs": 0}).recipe
+    short = resolve_recipe("transreid", vit_b, {"warmup_epochs": 0, "stop_after": 2})
+    assert short.short_run and short.recipe.train_epochs == 2 and short.recipe.epochs == full.epochs == 120
+    assert our_lrs(short.recipe)[:2] == our_lrs(full)[:2]
+    assert our_lrs(short.recipe)[1][0] < short.recipe.optimizer.lr  # the cosine has started to decay, slowly
+    assert our_lrs(short.recipe)[1][0] > 0.99 * short.recipe.optimizer.lr
+    bot = resolve_recipe("bot", resnet50, {"stop_after": 2, "warmup_epochs": 0})
+    assert bot.short_run and bot.recipe.schedule.milestones == (40, 70)  # never reached, not moved
+    assert not resolve_recipe("bot", resnet50, {"stop_after": 120}).short_run  # the whole recipe
+    with pytest.raises(ConfigError, match=r"stop_after \(121\) is past the last epoch \(120\)"):
+        resolve_recipe("bot", resnet50, {"stop_after": 121})
+
+
 def test_the_schedule_drives_a_built_optimizer(vit_b) -> None:
     recipe = resolve_recipe("transreid", vit_b).recipe
     model = torch.nn.Linear(3, 2)

@@ -168,22 +168,27 @@ class TrainingImages:
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, str, int, int]:
-        import numpy as np
+    def _input(self, index: int) -> torch.Tensor:
+        """Item ``index``'s image as the model input, before the flip."""
         from PIL import UnidentifiedImageError
 
-        record = self.records[index]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
         if self._pixels is not None:
             from plipbench.data.decoded import to_model_input
 
-            tensor = to_model_input(self._pixels[index], self.transform.mean, self.transform.std)
-        else:
-            try:
-                with open_rgb(record.image_path) as img:
-                    tensor = self.transform(img.convert("RGB"))
-            except (OSError, UnidentifiedImageError) as err:
-                raise DataError(record.image_path, f"cannot decode image ({err})") from err
+            return to_model_input(self._pixels[index], self.transform.mean, self.transform.std)
+        path = self.records[index].image_path
+        try:
+            with open_rgb(path) as img:
+                return self.transform(img.convert("RGB"))
+        except (OSError, UnidentifiedImageError) as err:
+            raise DataError(path, f"cannot decode image ({err})") from err
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, str, int, int]:
+        import numpy as np
+
+        record = self.records[index]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        tensor = self._input(index)
         if rng.random() < self.flip_probability:
             tensor = tensor.flip(-1)
         caption = record.captions[int(rng.integers(len(record.captions)))] if record.captions else ""

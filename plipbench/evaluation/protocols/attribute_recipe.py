@@ -107,14 +107,14 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     )
     from plipbench.evaluation.protocols.recipe_run import (
         EpochScheduler,
-        RecipeImages,
         recipe_acceleration,
         recipe_details,
         recipe_model_parts,
+        recipe_train_images,
         resolve_protocol_recipe,
     )
     from plipbench.evaluation.protocols.samplers import RandomBatchSampler
-    from plipbench.recipes import build_lr_scheduler, build_optimizer, build_train_transform
+    from plipbench.recipes import build_lr_scheduler, build_optimizer
 
     # the run's own options typed here (RecipeRunOptions: none beyond those); the rest are overrides the recipe
     # resolver checks
@@ -152,7 +152,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     targets = torch.from_numpy(y_train.astype(np.float32)).to(device)
     positive_ratio = targets.mean(0)
     bce = recipe.losses.bce
-    dataset = RecipeImages(train, build_train_transform(resolved), list(range(len(train))), seed=ctx.seed)
+    dataset = recipe_train_images(train, resolved, list(range(len(train))), seed=ctx.seed)
     accel = recipe_acceleration(ctx, options, resolved)
     loader = accelerated_loader(dataset, sampler, accel.prepare(encoder.module))
     optimizer = build_optimizer(model.module, recipe.optimizer)
@@ -182,7 +182,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         return {"score": float(mA), "loss": float(loss)}
 
     with clock("train_s"), seeded(ctx.seed + 1, device):
-        record = fine_tune_loop(loader, sampler, dataset, optimizer, scheduler, epochs=recipe.epochs,
+        record = fine_tune_loop(loader, sampler, dataset, optimizer, scheduler, epochs=recipe.train_epochs,
                                 max_steps=options["max_steps"], train_modules=[model.module], step=train_step,
                                 validate=validate if split else None, state_module=model.module,
                                 clip_grad_norm=recipe.grad_clip.max_norm if recipe.grad_clip else None,

@@ -254,14 +254,14 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     from plipbench.evaluation.protocols.losses import CenterLoss, CenterSGD
     from plipbench.evaluation.protocols.recipe_run import (
         EpochScheduler,
-        RecipeImages,
         identity_batch,
         recipe_acceleration,
         recipe_details,
         recipe_model_parts,
+        recipe_train_images,
         resolve_protocol_recipe,
     )
-    from plipbench.recipes import build_lr_scheduler, build_optimizer, build_train_transform
+    from plipbench.recipes import build_lr_scheduler, build_optimizer
 
     # the run's own options typed here (ImageRecipeRunOptions); the rest are overrides the recipe resolver checks
     ImageRecipeRunOptions.validate_run(ctx.options, f"task {ctx.task.name}, protocol {ctx.protocol.name} "
@@ -288,7 +288,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     encoder.module, neck = sync_batchnorm(ctx, options, encoder.module, neck)
     model = BNNeckBackbone(encoder, neck)
     model.image_transform = test_spec
-    dataset = RecipeImages(train, build_train_transform(resolved), labels, seed=ctx.seed)
+    dataset = recipe_train_images(train, resolved, labels, seed=ctx.seed)
     p, k = identity_batch(ctx, resolved)
     sampler, p_eff = pk_sampler([r.pid for r in train], p, k, ctx.seed)
     accel = recipe_acceleration(ctx, options, resolved)
@@ -323,7 +323,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
         return sum(parts.values()), parts, 1
 
     with clock("train_s"), seeded(ctx.seed + 1, device):
-        record = fine_tune_loop(loader, sampler, dataset, optimizer, scheduler, epochs=recipe.epochs,
+        record = fine_tune_loop(loader, sampler, dataset, optimizer, scheduler, epochs=recipe.train_epochs,
                                 max_steps=options["max_steps"], train_modules=train_modules, step=train_step,
                                 clip_grad_norm=recipe.grad_clip.max_norm if recipe.grad_clip else None,
                                 checkpoint=ctx.checkpoint, progress=ctx.progress, device=device,

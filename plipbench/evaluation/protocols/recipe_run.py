@@ -5,7 +5,8 @@ Which recipe: the protocol option ``recipe`` (a shipped name or a YAML path). Un
 the reference recipe for its kind of backbone (:func:`plipbench.recipes.default_recipe`: bot / transreid for
 image ReID), as does ``recipe: reference``; a synthetic twin without ``recipe`` keeps the short hand-written fine-tune. With a recipe, every
 option that is not one of the protocol's own (``RUN_OPTIONS``) is a recipe override, a dotted key or a named
-shorthand (``epochs``, ``warmup_epochs``, ``lr``, ``batch_size``, ``selection``, ``epochs_scale``), and
+shorthand (``epochs``, ``warmup_epochs``, ``lr``, ``batch_size``, ``selection``, ``epochs_scale``; ``stop_after``
+is a recipe key: the first N epochs of the schedule, as the twins' short runs use it), and
 ``input_size: native`` trains at the backbone's own input size. The fully resolved recipe and its SHA-256 go
 into the result's details.
 """
@@ -196,10 +197,38 @@ class EpochScheduler:
 class RecipeImages(TrainingImages):
     """Training images through the recipe's torchvision v2 pipeline (resize, flip, pad + random crop,
     normalise, erasing). Each item's random draws come from torch's RNG seeded by ``(seed, epoch, index)``,
-    so the batches do not depend on the number of loader workers."""
+    so the batches do not depend on the number of loader workers.
 
-    def __init__(self, records: Any, transform: Any, labels: Any, *, seed: int = 0) -> None:
+    With ``resolved`` (the run's recipe) the images are decoded and resized once, into the decoded-image cache
+    (:mod:`plipbench.data.decoded`, each distinct file once), and every epoch runs the pipeline from its uint8
+    pixels: PIL's resize at the recipe's size and train interpolation is the pipeline's first step, and what
+    follows (flip, zero pad, crop, scale, normalise, erasing) gives the same tensor on a uint8 tensor as on the
+    PIL image, with the same random draws. ``transform`` is then the pipeline without its resize
+    (:func:`~plipbench.recipes.build_train_transform` with ``decoded=True``). Without it, each item is decoded
+    from its file every epoch and ``transform`` takes the PIL image."""
+
+    def __init__(self, records: Any, transform: Any, labels: Any, *, seed: int = 0,
+                 resolved: ResolvedRecipe | None = None) -> None:
         super().__init__(records, transform, labels, flip_probability=0.0, seed=seed)
+        self._decoded: Any = None
+        if resolved is not None:
+            from plipbench.data.decoded import Resize, decoded_images
+
+            paths = [str(r.image_path) for r in self.records]
+            unique = list(dict.fromkeys(paths))  # text ReID repeats an image once per caption
+            position = {path: i for i, path in enumerate(unique)}
+            size = tuple(resolved.recipe.input.size)
+            resize = Resize("torchvision", (int(size[0]), int(size[1])), resolved.recipe.input.train_interpolation)
+            self._decoded = (decoded_images(unique, resize), [position[path] for path in paths])
+
+    def _input(self, index: int) -> torch.Tensor:
+        if self._decoded is None:
+            return super()._input(index)
+        import numpy as np
+        import torch
+
+        pixels, rows = self._decoded
+        return self.transform(torch.from_numpy(np.array(pixels[rows[index]])).permute(2, 0, 1))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, str, int, int]:
         import torch
@@ -208,6 +237,14 @@ class RecipeImages(TrainingImages):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed % (2**63))
             return super().__getitem__(index)
+
+
+def recipe_train_images(records: Any, resolved: ResolvedRecipe, labels: Any, *, seed: int) -> RecipeImages:
+    """The run's training images: decoded once at the recipe's size, augmented by its pipeline every epoch."""
+    from plipbench.recipes import build_train_transform
+
+    return RecipeImages(records, build_train_transform(resolved, decoded=True), labels, seed=seed,
+                        resolved=resolved)
 
 
 def identity_batch(ctx: ProtocolContext, resolved: ResolvedRecipe) -> tuple[int, int]:

@@ -437,15 +437,15 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     from plipbench.evaluation.protocols.losses import sdm_loss, shared_id_loss
     from plipbench.evaluation.protocols.recipe_run import (
         EpochScheduler,
-        RecipeImages,
         recipe_acceleration,
         recipe_details,
         recipe_model_parts,
+        recipe_train_images,
         resolve_protocol_recipe,
     )
     from plipbench.evaluation.protocols.samplers import RandomBatchSampler
     from plipbench.pretrain.contrastive import identity_contrastive_loss
-    from plipbench.recipes import build_lr_scheduler, build_optimizer, build_train_transform
+    from plipbench.recipes import build_lr_scheduler, build_optimizer
 
     # the run's own options typed here (TextRecipeRunOptions); the rest are overrides the recipe resolver checks
     TextRecipeRunOptions.validate_run(ctx.options, f"task {ctx.task.name}, protocol {ctx.protocol.name} "
@@ -463,7 +463,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
     model = training_copy(ctx.backbone, device)
     parts_done = recipe_model_parts(ctx, resolved, model)  # IRRA's resize_pos_embed to 384 x 128 for a ViT
     (model.module,) = sync_batchnorm(ctx, options, model.module)
-    dataset = RecipeImages(samples, build_train_transform(resolved), labels, seed=ctx.seed)
+    dataset = recipe_train_images(samples, resolved, labels, seed=ctx.seed)
     if recipe.sampler.kind == "identity":
         sampler, _ = pk_sampler([r.pid for r in samples], recipe.sampler.identities, recipe.sampler.instances,
                                 ctx.seed)
@@ -523,7 +523,7 @@ def recipe_fine_tune(ctx: ProtocolContext) -> ProtocolOutput:
             return _val_r1(val_images, val_texts, [r.pid for r in val], val_text_pids)
 
     with clock("train_s"), seeded(ctx.seed + 1, device):
-        record = fine_tune_loop(loader, sampler, dataset, optimizer, scheduler, epochs=recipe.epochs,
+        record = fine_tune_loop(loader, sampler, dataset, optimizer, scheduler, epochs=recipe.train_epochs,
                                 max_steps=options["max_steps"], train_modules=[parts], step=train_step,
                                 validate=validate, state_module=model.module,
                                 clip_grad_norm=recipe.grad_clip.max_norm if recipe.grad_clip else None,
