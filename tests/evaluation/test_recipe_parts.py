@@ -238,3 +238,11 @@ def test_image_reid_recipe_with_ema_tests_the_averaged_weights(market):
     assert plain.details["ema"] is None and averaged.details["ema"] == {"decay": 0.5, "evaluate_ema": True}
     assert averaged.details["train_loss"] == plain.details["train_loss"]  # the same training
     assert averaged.scores != plain.scores  # but the test features come from the EMA weights
+
+
+def test_stop_after_trains_the_first_epochs_only(market) -> None:
+    """``stop_after 1`` of a 3-epoch recipe: one epoch trained (the curve), the result marked short."""
+    out = _run(market, {"recipe": "bot", "epochs": 3, "warmup_epochs": 0, "schedule.milestones": [2],
+                        "stop_after": 1, "batch_size": 16, "input_size": "native"})
+    assert len(out.details["curve"]) == 1
+    assert out.details["short_run"] and out.details["recipe"]["recipe"]["stop_after"] == 1
